@@ -1,0 +1,54 @@
+"""nim4asr-edge: offline NIM4-ASR-class speech recognition (audio encoder + small LLM + phoneme hotwords)."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+runtime_packages = find_packages(include=["nim4asr_edge", "nim4asr_edge.*"])
+export_packages = ["nim4asr_export"] + [
+    "nim4asr_export." + p for p in find_packages(where="export")
+]
+
+setup(
+    name="nim4asr-edge",
+    version="0.1.0",
+    description="Offline LLM-based speech recognition with phoneme hotwords, on CPU",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8") if (HERE / "README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=runtime_packages + export_packages,
+    package_dir={"nim4asr_export": "export"},
+    include_package_data=True,
+    package_data={"nim4asr_edge": ["py.typed"]},
+    install_requires=[
+        "numpy>=1.24",
+        "onnxruntime>=1.18",
+        "llama-cpp-python==0.3.36",
+        "soundfile>=0.12",
+        "soxr>=0.3",
+        "hnswlib>=0.8",
+        "pyahocorasick>=2.0",
+        "tqdm>=4.60",
+    ],
+    extras_require={
+        "export": [
+            "torch==2.13.0",
+            "onnx>=1.16",
+            "onnxscript>=0.2",
+            "optimum>=1.20",
+            "gguf>=0.10",
+            "sentencepiece>=0.2",
+            "transformers>=4.51",
+            "tokenizers>=0.20",
+            "safetensors>=0.4",
+            "accelerate>=0.30",
+        ],
+        "g2p": ["espeakng-loader==0.2.4"],
+        "mic": ["sounddevice>=0.4"],
+        "dev": ["pytest>=8", "ruff>=0.4"],
+    },
+    entry_points={"console_scripts": ["nim4asr-edge=nim4asr_edge.cli:main"]},
+    classifiers=["Programming Language :: Python :: 3", "Topic :: Multimedia :: Sound/Audio :: Speech"],
+)
