@@ -1,0 +1,91 @@
+"""A model bundle on disk: manifest plus verified model files."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from .errors import BundleError
+from .frontend import Frontend, make_frontend
+from .manifest import Manifest, sha256_file
+
+__all__ = ["Bundle", "default_bundle_path"]
+
+log = logging.getLogger(__name__)
+
+Verify = Literal["full", "size", "none"]
+
+
+def default_bundle_path() -> Path:
+    """The bundle used when none is given: $NIM4ASR_BUNDLE, else the reference model shipped with the SDK."""
+    env = os.environ.get("NIM4ASR_BUNDLE")
+    if env:
+        return Path(env)
+    from .models import reference_bundle_path
+
+    return reference_bundle_path()
+
+
+@dataclass(frozen=True)
+class Bundle:
+    path: Path
+    manifest: Manifest
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None, verify: Verify = "full") -> "Bundle":
+        """Read and validate a bundle directory.
+
+        ``verify="full"`` checks every file's size and sha256 (a damaged or swapped file is refused);
+        ``"size"`` checks sizes only (fast start for trusted installs); ``"none"`` checks presence only.
+        """
+        root = Path(path) if path is not None else default_bundle_path()
+        if not root.is_dir():
+            raise BundleError(f"model bundle not found: {root} is not a directory")
+        manifest = Manifest.read(root)
+        for name, entry in manifest.files.items():
+            file = root / name
+            if not file.is_file():
+                raise BundleError(f"bundle {root} is incomplete: {name} is missing; re-export or re-install it")
+            if verify == "none":
+                continue
+            size = file.stat().st_size
+            if size != entry.size:
+                raise BundleError(
+                    f"bundle file {name} has {size} bytes, the manifest says {entry.size}: it is damaged or from "
+                    "another export; re-export or re-install the bundle"
+                )
+            if verify == "full":
+                digest = sha256_file(file)
+                if digest != entry.sha256:
+                    raise BundleError(
+                        f"bundle file {name} fails its sha256 check ({digest[:12]}… != {entry.sha256[:12]}…): "
+                        "it is damaged or from another export; re-export or re-install the bundle"
+                    )
+        log.debug("loaded bundle %s (%s), verify=%s", manifest.name, root, verify)
+        return cls(root, manifest)
+
+    def frontend(self) -> Frontend:
+        return make_frontend(self.manifest.frontend)
+
+    def encoder_path(self, precision: str | None = None) -> Path:
+        """The encoder graph of a precision ("fp32", "int8"; default: the manifest's choice)."""
+        return self._pick("encoder", precision)
+
+    def llm_path(self, quant: str | None = None) -> Path:
+        """The LLM GGUF of a quantisation ("f16", "q8_0", "q4_k_m", ...; default: the manifest's choice)."""
+        return self._pick("llm", quant)
+
+    def _pick(self, section: str, key: str | None) -> Path:
+        info = getattr(self.manifest, section)
+        key = key or info["default"]
+        files = info["files"]
+        if key not in files:
+            raise BundleError(f"bundle {self.path.name} has no {section} '{key}'; available: {', '.join(sorted(files))}")
+        return self.path / files[key]
+
+    @property
+    def phoneme_inventory(self) -> list[str]:
+        return list(self.manifest.phonemes["inventory"])

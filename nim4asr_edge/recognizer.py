@@ -1,0 +1,225 @@
+"""Offline recognition: audio -> fbank -> encoder -> phonemes (+ hotwords) -> LLM -> text."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence, Union
+
+import numpy as np
+
+from .audio import AudioInput, load_audio
+from .bundle import Bundle
+from .encoder import EncoderOptions, EncoderSession
+from .errors import AudioError
+from .llm import LLMOptions, LLMSession
+from .phonemes import ctc_greedy
+from .results import Result, Segment, Timings
+from .segmenter import split_points
+
+__all__ = ["Recognizer", "RecognizerOptions"]
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[float, float], None]  # (seconds done, seconds total)
+
+
+def _default_threads() -> int:
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class RecognizerOptions:
+    encoder_precision: str | None = None  # "fp32" | "int8"; None: the bundle's default
+    llm_quant: str | None = None  # "f16" | "q8_0" | "q4_k_m" | ...; None: the bundle's default
+    threads: int = 0  # CPU threads for encoder and LLM; 0: up to 8 of this machine's cores
+    max_segment_seconds: float = 30.0  # longer audio is split at low-energy points
+    max_tokens_per_second: float = 8.0  # cap on generated tokens per second of audio (stops runaway output)
+    min_new_tokens: int = 16  # token budget floor for very short segments
+    hotword_top_k: int = 10  # hotword hits injected as contextual hints per segment
+    verify: str = "full"  # bundle file check: "full" (sha256) | "size" | "none"
+    n_ctx: int = 0  # LLM context; 0: enough for the longest segment plus prompt and output
+    llm: LLMOptions | None = None  # advanced llama.cpp settings (threads/n_ctx above override theirs)
+    encoder: EncoderOptions | None = None  # advanced onnxruntime settings (threads above override theirs)
+
+    def __post_init__(self) -> None:
+        if self.threads < 0:
+            raise ValueError("threads must be >= 0")
+        if not 5.0 <= self.max_segment_seconds <= 120.0:
+            raise ValueError("max_segment_seconds must be within [5, 120]")
+        if self.max_tokens_per_second <= 0 or self.min_new_tokens < 1:
+            raise ValueError("max_tokens_per_second must be > 0 and min_new_tokens >= 1")
+        if self.verify not in ("full", "size", "none"):
+            raise ValueError("verify must be 'full', 'size' or 'none'")
+        if self.hotword_top_k < 0:
+            raise ValueError("hotword_top_k must be >= 0")
+
+    @property
+    def effective_threads(self) -> int:
+        return self.threads or _default_threads()
+
+
+Hotwords = Union["HotwordIndex", Sequence[str], None]  # noqa: F821 - nim4asr_edge.hotwords is optional
+
+
+class Recognizer:
+    """A loaded bundle ready to transcribe. Thread-safe; one transcription runs at a time per instance."""
+
+    def __init__(
+        self,
+        bundle: Bundle | str | os.PathLike | None = None,
+        options: RecognizerOptions = RecognizerOptions(),
+        hotwords: Hotwords = None,
+    ) -> None:
+        t0 = time.perf_counter()
+        self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle, verify=options.verify)
+        self.options = options
+        manifest = self.bundle.manifest
+        self.frontend = self.bundle.frontend()
+        self.sample_rate = int(manifest.frontend["sample_rate"])
+        self.inventory = self.bundle.phoneme_inventory
+        self.blank = int(manifest.phonemes.get("blank", 0))
+        self.prompt = manifest.prompt
+        self._lock = threading.Lock()
+        threads = options.effective_threads
+        enc_opts = dataclasses.replace(options.encoder or EncoderOptions(), intra_op_threads=threads)
+        self.encoder = EncoderSession(self.bundle.encoder_path(options.encoder_precision), enc_opts)
+        token_rate = float(manifest.encoder.get("token_rate_hz", 6.25))
+        n_ctx = options.n_ctx or self._needed_ctx(token_rate)
+        llm_opts = dataclasses.replace(options.llm or LLMOptions(), n_threads=threads, n_ctx=n_ctx)
+        self.llm = LLMSession(self.bundle.llm_path(options.llm_quant), llm_opts)
+        if self.llm.n_embd != self.encoder.llm_hidden:
+            self.close()
+            from .errors import BundleError
+
+            raise BundleError(
+                f"bundle mismatch: encoder emits {self.encoder.llm_hidden}-dim embeddings but the LLM expects "
+                f"{self.llm.n_embd}; the encoder and GGUF come from different exports"
+            )
+        self._prefix = self.llm.tokenize(self.prompt.prefix)
+        self._stop = [self.llm.token_id(s) for s in self.prompt.stop]
+        self.hotwords = self._open_hotwords(hotwords)
+        self.load_seconds = time.perf_counter() - t0
+
+    def _needed_ctx(self, token_rate: float) -> int:
+        seconds = self.options.max_segment_seconds
+        audio = int(seconds * token_rate) + 1
+        output = int(seconds * self.options.max_tokens_per_second) + self.options.min_new_tokens
+        prompt_and_hints = 512
+        return 256 * -(-(audio + output + prompt_and_hints) // 256)
+
+    def _open_hotwords(self, hotwords: Hotwords):
+        if hotwords is None:
+            return None
+        from .hotwords import HotwordIndex, get_g2p
+
+        if isinstance(hotwords, HotwordIndex):
+            return hotwords
+        if isinstance(hotwords, (str, bytes)):
+            raise TypeError("hotwords must be a HotwordIndex or a list of strings, not a single string")
+        g2p = get_g2p(self.bundle.manifest.phonemes.get("g2p", "espeak-ng:en-us"))
+        return HotwordIndex.from_words(list(hotwords), g2p=g2p, inventory=self.inventory)
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    def close(self) -> None:
+        for name in ("llm", "encoder"):
+            obj = getattr(self, name, None)
+            if obj is not None:
+                obj.close()
+                setattr(self, name, None)
+
+    def __enter__(self) -> "Recognizer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- recognition -----------------------------------------------------------------------------------
+    def transcribe(
+        self,
+        audio: AudioInput,
+        sample_rate: int | None = None,
+        hints: Sequence[str] = (),
+        progress: Progress | None = None,
+    ) -> Result:
+        """Recognise a whole file or array. ``hints`` are extra contextual hints (names, terms) for the LLM."""
+        t0 = time.perf_counter()
+        timings = Timings(load=self.load_seconds)
+        samples = load_audio(audio, self.sample_rate, sample_rate)
+        timings.audio = time.perf_counter() - t0
+        segments = tuple(self.iter_segments(samples, hints, progress, timings))
+        timings.total = time.perf_counter() - t0
+        text = " ".join(s.text for s in segments if s.text)
+        return Result(text, segments, len(samples) / self.sample_rate, timings, self._options_dict())
+
+    def iter_segments(
+        self,
+        samples: np.ndarray,
+        hints: Sequence[str] = (),
+        progress: Progress | None = None,
+        timings: Timings | None = None,
+    ) -> Iterator[Segment]:
+        """Lazily recognise mono float32 samples at the bundle's rate, one segment (<= max_segment_seconds) at a time.
+
+        Work happens while iterating.
+        """
+        timings = timings if timings is not None else Timings()
+        total = len(samples) / self.sample_rate
+        for start, end in split_points(samples, self.sample_rate, self.options.max_segment_seconds):
+            segment = self._recognise_segment(samples[start:end], start / self.sample_rate, hints, timings)
+            if progress is not None:
+                progress(end / self.sample_rate, total)
+            yield segment
+
+    def _recognise_segment(self, samples: np.ndarray, offset: float, hints: Sequence[str], timings: Timings) -> Segment:
+        duration = len(samples) / self.sample_rate
+        end = offset + duration
+        t = time.perf_counter()
+        try:
+            feats = self.frontend(samples)
+        except AudioError:
+            if offset > 0:  # a sliver after a split: nothing to recognise
+                return Segment(offset, end, "", (), "")
+            raise
+        timings.frontend += time.perf_counter() - t
+        t = time.perf_counter()
+        out = self.encoder.run(feats.values, n_valid=feats.n_valid)
+        timings.encoder += time.perf_counter() - t
+        hyp = ctc_greedy(out.phoneme_logprobs, self.inventory, self.blank)
+        t = time.perf_counter()
+        all_hints = list(dict.fromkeys([*hints, *self._hotword_hints(hyp.symbols)]))
+        timings.hotwords += time.perf_counter() - t
+        suffix = self.llm.tokenize(self.prompt.render_suffix(all_hints))
+        budget = max(self.options.min_new_tokens, int(duration * self.options.max_tokens_per_second))
+        with self._lock:
+            gen = self.llm.generate(self._prefix, out.audio_embeds, suffix, max_new_tokens=budget, stop_ids=self._stop)
+        timings.prefill += gen.prefill_s
+        timings.decode += gen.decode_s
+        timings.generated_tokens += len(gen.tokens)
+        timings.prompt_tokens += gen.n_prompt
+        if not gen.stopped:
+            log.warning("segment %.1f-%.1f s hit the %d-token limit; output may be cut", offset, end, budget)
+        return Segment(offset, end, gen.text.strip(), tuple(gen.tokens), hyp.text(), tuple(all_hints), gen.stopped)
+
+    def _hotword_hints(self, phonemes: Sequence[str]) -> list[str]:
+        if self.hotwords is None or not phonemes or self.options.hotword_top_k == 0:
+            return []
+        return [hit.text for hit in self.hotwords.search(phonemes, top_k=self.options.hotword_top_k)]
+
+    def _options_dict(self) -> dict:
+        opts = dataclasses.asdict(self.options)
+        opts["bundle"] = str(self.bundle.path)
+        opts["encoder_file"] = self.encoder.path.name if self.encoder else None
+        opts["llm_file"] = self.llm.path.name if self.llm else None
+        return opts
+
+
+def transcribe_file(path: str | Path, bundle: str | Path | None = None, **options) -> Result:
+    """One-shot helper: load a bundle, transcribe one file, release the bundle."""
+    with Recognizer(bundle, RecognizerOptions(**options)) as rec:
+        return rec.transcribe(path)

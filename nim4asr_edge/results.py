@@ -1,0 +1,69 @@
+"""What recognition returns: plain dataclasses carrying text, times and diagnostics."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Segment", "Timings", "Result"]
+
+
+@dataclass(frozen=True)
+class Segment:
+    start: float  # seconds from the start of the input
+    end: float
+    text: str
+    tokens: tuple[int, ...]  # LLM token ids of the transcript
+    phonemes: str  # phoneme-CTC hypothesis, space separated ("|" = word boundary)
+    hints: tuple[str, ...] = ()  # contextual hints given to the LLM for this segment
+    stopped: bool = True  # False when generation hit the token limit instead of the end token
+
+
+@dataclass
+class Timings:
+    """Wall-clock seconds per stage, summed over segments."""
+
+    load: float = 0.0
+    audio: float = 0.0  # reading and resampling
+    frontend: float = 0.0
+    encoder: float = 0.0
+    hotwords: float = 0.0
+    prefill: float = 0.0  # prompt + audio embeddings into the LLM
+    decode: float = 0.0  # token-by-token generation
+    total: float = 0.0
+    generated_tokens: int = 0
+    prompt_tokens: int = 0
+
+    def add(self, other: "Timings") -> None:
+        for f in dataclasses.fields(self):
+            if f.name != "load":
+                setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+
+@dataclass(frozen=True)
+class Result:
+    text: str
+    segments: tuple[Segment, ...]
+    duration: float  # seconds of audio
+    timings: Timings
+    options: dict[str, Any] = field(default_factory=dict)  # the effective recognizer options
+
+    @property
+    def rtf(self) -> float:
+        """Real-time factor: processing seconds per second of audio."""
+        return self.timings.total / self.duration if self.duration else 0.0
+
+    @property
+    def phonemes(self) -> str:
+        return " | ".join(s.phonemes for s in self.segments if s.phonemes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "duration": self.duration,
+            "rtf": self.rtf,
+            "segments": [dataclasses.asdict(s) for s in self.segments],
+            "timings": dataclasses.asdict(self.timings),
+            "options": self.options,
+        }
