@@ -1,0 +1,115 @@
+"""Bundle loading and validation: a damaged or mismatched bundle is refused with a clear BundleError."""
+
+import json
+import shutil
+
+import pytest
+
+from nim4asr_edge.bundle import Bundle
+from nim4asr_edge.errors import BundleError
+from nim4asr_edge.manifest import FileEntry, Manifest
+from nim4asr_edge.prompt import NIM4_PROMPT, PromptTemplate
+
+
+@pytest.fixture
+def fake_bundle(tmp_path):
+    """A structurally valid bundle whose model files are placeholder bytes (loading never parses them)."""
+    root = tmp_path / "b"
+    root.mkdir()
+    (root / "encoder.onnx").write_bytes(b"enc" * 100)
+    (root / "llm.q8_0.gguf").write_bytes(b"llm" * 100)
+    Manifest(
+        name="t",
+        frontend={"type": "kaldi_fbank", "sample_rate": 16000, "num_mel_bins": 80},
+        encoder={"files": {"fp32": "encoder.onnx"}, "default": "fp32"},
+        phonemes={"inventory": ["<blank>", "|", "a"], "blank": 0},
+        llm={"files": {"q8_0": "llm.q8_0.gguf"}, "default": "q8_0"},
+        prompt=NIM4_PROMPT,
+        files={n: FileEntry.of(root / n) for n in ("encoder.onnx", "llm.q8_0.gguf")},
+    ).write(root)
+    return root
+
+
+def _edit_manifest(root, fn):
+    path = root / "manifest.json"
+    data = json.loads(path.read_text())
+    fn(data)
+    path.write_text(json.dumps(data))
+
+
+def test_round_trip(fake_bundle):
+    b = Bundle.load(fake_bundle)
+    assert b.encoder_path() == fake_bundle / "encoder.onnx"
+    assert b.llm_path("q8_0").name == "llm.q8_0.gguf"
+    assert Manifest.from_dict(b.manifest.to_dict()) == b.manifest
+    with pytest.raises(BundleError, match="no llm 'q4_k_m'; available: q8_0"):
+        b.llm_path("q4_k_m")
+
+
+def test_missing_directory_and_manifest(tmp_path):
+    with pytest.raises(BundleError, match="not a directory"):
+        Bundle.load(tmp_path / "nope")
+    with pytest.raises(BundleError, match="manifest.json not found"):
+        Bundle.load(tmp_path)
+
+
+def test_missing_file(fake_bundle):
+    (fake_bundle / "llm.q8_0.gguf").unlink()
+    with pytest.raises(BundleError, match="llm.q8_0.gguf is missing"):
+        Bundle.load(fake_bundle)
+
+
+def test_hash_mismatch_same_size(fake_bundle):
+    (fake_bundle / "encoder.onnx").write_bytes(b"ENC" * 100)
+    with pytest.raises(BundleError, match="sha256"):
+        Bundle.load(fake_bundle)
+    Bundle.load(fake_bundle, verify="size")  # a size-only check cannot see it: that is what "full" is for
+
+
+def test_size_mismatch(fake_bundle):
+    (fake_bundle / "encoder.onnx").write_bytes(b"enc" * 99)
+    with pytest.raises(BundleError, match="297 bytes"):
+        Bundle.load(fake_bundle, verify="size")
+
+
+def test_corrupt_manifest(fake_bundle):
+    (fake_bundle / "manifest.json").write_text('{"format": "nim4asr-bundle", ')
+    with pytest.raises(BundleError, match="not valid JSON"):
+        Bundle.load(fake_bundle)
+
+
+@pytest.mark.parametrize(
+    "edit,match",
+    [
+        (lambda d: d.update(format_version=99), "format_version 99 is not supported"),
+        (lambda d: d.update(format="other"), "not a nim4asr-bundle"),
+        (lambda d: d.pop("llm"), "missing or invalid 'llm'"),
+        (lambda d: d["llm"].update(default="q4_k_m"), "llm.default 'q4_k_m'"),
+        (lambda d: d["files"].pop("encoder.onnx"), "no entry"),
+        (lambda d: d["prompt"].update(suffix="no placeholder"), "{context}"),
+        (lambda d: d["phonemes"].update(inventory=["<blank>"]), "inventory"),
+    ],
+)
+def test_bad_manifests(fake_bundle, edit, match):
+    _edit_manifest(fake_bundle, edit)
+    with pytest.raises(BundleError, match=match):
+        Bundle.load(fake_bundle)
+
+
+def test_prompt_render():
+    p = PromptTemplate(prefix="P", suffix=" hints: {context}.", context_separator="; ")
+    assert p.render_suffix(["NIO House", "Ada"]) == " hints: NIO House; Ada."
+    assert p.render_suffix() == " hints: ."
+    assert PromptTemplate.from_dict(NIM4_PROMPT.to_dict()) == NIM4_PROMPT
+
+
+def test_unknown_frontend_is_reported(fake_bundle):
+    _edit_manifest(fake_bundle, lambda d: d["frontend"].update(type="mfcc"))
+    with pytest.raises(BundleError, match="unknown frontend type 'mfcc'"):
+        Bundle.load(fake_bundle).frontend()
+
+
+def test_copy_is_still_valid(fake_bundle, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(fake_bundle, copy)
+    assert Bundle.load(copy).manifest.name == "t"
