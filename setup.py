@@ -21,7 +21,7 @@ setup(
     packages=runtime_packages + export_packages,
     package_dir={"nim4asr_export": "export"},
     include_package_data=True,
-    package_data={"nim4asr_edge": ["py.typed"]},
+    package_data={"nim4asr_edge": ["py.typed", "models/*/*"]},
     install_requires=[
         "numpy>=1.24",
         "onnxruntime>=1.18",
@@ -47,7 +47,7 @@ setup(
         ],
         "g2p": ["espeakng-loader==0.2.4"],
         "mic": ["sounddevice>=0.4"],
-        "dev": ["pytest>=8", "ruff>=0.4"],
+        "dev": ["pytest>=8", "ruff>=0.4", "kaldi-native-fbank>=1.20"],
     },
     entry_points={"console_scripts": ["nim4asr-edge=nim4asr_edge.cli:main"]},
     classifiers=["Programming Language :: Python :: 3", "Topic :: Multimedia :: Sound/Audio :: Speech"],

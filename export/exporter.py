@@ -81,6 +81,7 @@ def export_bundle(
 
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    work.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be shared
     try:
         files: dict[str, Path] = {}
         checks: dict[str, Any] = {}

@@ -1,0 +1,34 @@
+"""Shared fixtures: one seeded tiny checkpoint and its exported bundle per test session."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+JFK = Path(__file__).parents[1] / "examples" / "audio" / "jfk.wav"
+JFK_TEXT = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
+
+
+@pytest.fixture(scope="session")
+def jfk() -> np.ndarray:
+    x, rate = sf.read(JFK, dtype="float32")
+    assert rate == 16000
+    return x
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    pytest.importorskip("torch", reason="needs the export extra")
+    from nim4asr_export.tiny import make_tiny_checkpoint
+
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "ckpt", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_checkpoint, tmp_path_factory) -> Path:
+    from nim4asr_export.exporter import ExportOptions, export_bundle
+
+    out = tmp_path_factory.mktemp("bundles") / "tiny"
+    export_bundle(tiny_checkpoint, out, ExportOptions(quant=("int8", "fp32", "q8_0", "f32")), progress=lambda m: None)
+    return out

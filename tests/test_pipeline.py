@@ -1,0 +1,129 @@
+"""Checkpoint -> bundle -> text, proven against PyTorch on real audio."""
+
+import json
+
+import numpy as np
+import pytest
+
+from nim4asr_edge.bundle import Bundle
+from nim4asr_edge.llm import LLMOptions
+from nim4asr_edge.recognizer import Recognizer, RecognizerOptions
+
+pytest.importorskip("torch", reason="parity needs the export extra")
+
+EXACT = RecognizerOptions(
+    encoder_precision="fp32",
+    llm_quant="f32",
+    llm=LLMOptions(type_k="f32", type_v="f32", flash_attn=False),  # DESIGN §3: needed for ~1e-5 agreement
+    max_tokens_per_second=6.0,
+    min_new_tokens=24,
+)
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_checkpoint):
+    from nim4asr_export.checkpoint import Checkpoint
+    from nim4asr_export.parity import TorchReference
+
+    return TorchReference(Checkpoint.open(tiny_checkpoint))
+
+
+@pytest.fixture(scope="module")
+def exact(tiny_bundle):
+    with Recognizer(tiny_bundle, EXACT) as rec:
+        yield rec
+
+
+def test_bundle_round_trip(tiny_bundle, tiny_checkpoint):
+    from nim4asr_export.checkpoint import Checkpoint
+
+    b = Bundle.load(tiny_bundle)
+    m = b.manifest
+    ckpt = Checkpoint.open(tiny_checkpoint)
+    assert m.source["checkpoint_sha256"] == ckpt.sha256()
+    assert m.phonemes["inventory"] == ckpt.phonemes
+    assert set(m.encoder["files"]) == {"fp32", "int8"} and m.encoder["default"] == "int8"
+    assert set(m.llm["files"]) == {"q8_0", "f32"} and m.llm["default"] == "q8_0"
+    assert m.prompt == ckpt.prompt
+    assert m.frontend["cmvn"]["mean"] == pytest.approx(ckpt.cmvn["mean"])
+    checks = m.extra["export_checks"]
+    assert checks["encoder_fp32"]["audio_embeds_max_abs_diff"] <= 1e-4
+    assert checks["encoder_int8"]["phoneme_argmax_agreement"] >= 0.9
+    assert json.loads((tiny_bundle / "manifest.json").read_text())["format_version"] == 1
+
+
+@pytest.mark.parametrize("seconds,hints", [(4.0, ()), (2.5, ("Ada Lovelace", "NIO House"))])
+def test_runtime_tokens_equal_pytorch(exact, reference, jfk, seconds, hints):
+    samples = jfk[: int(seconds * 16000)]
+    result = exact.transcribe(samples, sample_rate=16000, hints=hints)
+    (segment,) = result.segments
+    budget = max(EXACT.min_new_tokens, int(seconds * EXACT.max_tokens_per_second))
+    expected = reference.transcribe_tokens(samples, hints=hints, max_new_tokens=budget)
+    assert len(expected) >= 20, "the reference stopped early; pick another seed for a meaningful check"
+    assert list(segment.tokens) == expected
+    assert segment.hints == hints
+    assert result.text == exact.llm.detokenize(expected).strip()
+
+
+def test_encoder_outputs_match_pytorch_on_real_audio(exact, reference, jfk):
+    feats = exact.frontend(jfk).values
+    got = exact.encoder.run(feats)
+    emb, lp = reference.encode(jfk)
+    assert np.abs(got.audio_embeds - emb).max() <= 1e-4
+    assert np.abs(got.phoneme_logprobs - lp).max() <= 1e-4
+
+
+def test_quantised_bundle_agreement(tiny_bundle, exact, jfk):
+    """int8 encoder + Q8_0 LLM: measured against the exact path and bounded."""
+    feats = exact.frontend(jfk).values
+    fp32 = exact.encoder.run(feats)
+    with Recognizer(tiny_bundle, RecognizerOptions(max_tokens_per_second=6.0, min_new_tokens=24)) as quant:
+        int8 = quant.encoder.run(feats)
+        agree = (int8.phoneme_logprobs.argmax(1) == fp32.phoneme_logprobs.argmax(1)).mean()
+        cos = np.sum(int8.audio_embeds * fp32.audio_embeds, 1) / (
+            np.linalg.norm(int8.audio_embeds, axis=1) * np.linalg.norm(fp32.audio_embeds, axis=1)
+        )
+        assert agree >= 0.95
+        assert cos.min() >= 0.99
+        q = quant.transcribe(jfk[:64000], sample_rate=16000).segments[0].tokens
+    e = exact.transcribe(jfk[:64000], sample_rate=16000).segments[0].tokens
+    same_prefix = next((i for i, (a, b) in enumerate(zip(q, e)) if a != b), min(len(q), len(e)))
+    assert same_prefix >= 3  # a random-init model amplifies tiny differences; the first tokens must still agree
+
+
+def test_long_audio_is_segmented(tiny_bundle, jfk):
+    long = np.concatenate([jfk] * 7)  # 77 s
+    seen = []
+    with Recognizer(tiny_bundle, RecognizerOptions(max_tokens_per_second=1.0, min_new_tokens=2)) as rec:
+        result = rec.transcribe(long, sample_rate=16000, progress=lambda d, t: seen.append((d, t)))
+    assert len(result.segments) == 3
+    assert all(s.end - s.start <= 30.0 for s in result.segments)
+    assert result.segments[-1].end == pytest.approx(77.0, abs=0.01)
+    assert seen[-1] == (pytest.approx(77.0, abs=0.01), pytest.approx(77.0, abs=0.01))
+    assert result.timings.encoder > 0 and result.timings.prefill > 0 and result.rtf > 0
+
+
+def test_mismatched_encoder_and_llm_refused(tiny_bundle, tiny_checkpoint, tmp_path):
+    """A GGUF from another export (other width) swapped into the bundle, manifest re-hashed: refused at load."""
+    import shutil
+
+    import torch
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    from nim4asr_edge.errors import BundleError
+    from nim4asr_edge.manifest import FileEntry, Manifest
+    from nim4asr_export.checkpoint import Checkpoint
+    from nim4asr_export.gguf_export import write_llm_gguf
+
+    ckpt = Checkpoint.open(tiny_checkpoint)
+    cfg = dict(ckpt.config.llm, hidden_size=32, head_dim=8)
+    torch.manual_seed(0)
+    other_llm = Qwen3ForCausalLM(Qwen3Config(**cfg))
+    other = tmp_path / "other"
+    shutil.copytree(tiny_bundle, other)
+    write_llm_gguf(other_llm.state_dict(), cfg, ckpt.tokenizer_path, other / "llm.f32.gguf", "f32")
+    m = Manifest.read(other)
+    files = dict(m.files, **{"llm.f32.gguf": FileEntry.of(other / "llm.f32.gguf")})
+    Manifest(**{**m.__dict__, "files": files}).write(other)
+    with pytest.raises(BundleError, match="encoder emits 64-dim embeddings but the LLM expects 32"):
+        Recognizer(other, EXACT)
