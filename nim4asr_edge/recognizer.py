@@ -87,7 +87,7 @@ class Recognizer:
         self.prompt = manifest.prompt
         self._lock = threading.Lock()
         threads = options.effective_threads
-        enc_opts = dataclasses.replace(options.encoder or EncoderOptions(), intra_op_threads=threads)
+        enc_opts = dataclasses.replace(options.encoder or EncoderOptions(), intra_op_num_threads=threads)
         self.encoder = EncoderSession(self.bundle.encoder_path(options.encoder_precision), enc_opts)
         token_rate = float(manifest.encoder.get("token_rate_hz", 6.25))
         n_ctx = options.n_ctx or self._needed_ctx(token_rate)
@@ -188,7 +188,7 @@ class Recognizer:
             raise
         timings.frontend += time.perf_counter() - t
         t = time.perf_counter()
-        out = self.encoder.run(feats.values, n_valid=feats.n_valid)
+        out = self.encoder.run(feats.values)
         timings.encoder += time.perf_counter() - t
         hyp = ctc_greedy(out.phoneme_logprobs, self.inventory, self.blank)
         t = time.perf_counter()
