@@ -1,7 +1,26 @@
-"""nim4asr-edge: offline NIM4-ASR-class speech recognition."""
+"""nim4asr-edge: offline NIM4-ASR-class speech recognition (ONNX audio encoder + llama.cpp LLM)."""
 
-from .errors import AudioError, BundleError, DecodeError, HotwordError, Nim4AsrError
+from .audio import load_audio
+from .bundle import Bundle
+from .errors import AudioError, BundleError, CheckpointError, DecodeError, ExportError, HotwordError, Nim4AsrError
+from .recognizer import Recognizer, RecognizerOptions
+from .results import Result, Segment
 
 __version__ = "0.1.0"
 
-__all__ = ["AudioError", "BundleError", "DecodeError", "HotwordError", "Nim4AsrError", "__version__"]
+__all__ = [
+    "Recognizer",
+    "RecognizerOptions",
+    "Result",
+    "Segment",
+    "Bundle",
+    "load_audio",
+    "Nim4AsrError",
+    "AudioError",
+    "BundleError",
+    "CheckpointError",
+    "DecodeError",
+    "ExportError",
+    "HotwordError",
+    "__version__",
+]
