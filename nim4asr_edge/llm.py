@@ -1,0 +1,384 @@
+"""The LLM half of recognition: a GGUF model run by llama.cpp, fed with token ids and audio embeddings.
+
+:class:`LLMSession` owns one model and one context. :meth:`LLMSession.generate` clears the KV cache, decodes
+``prefix ids ++ audio embeddings ++ suffix ids`` (positions continue across the three parts; every batch is split
+to fit ``n_batch``) and decodes greedily. Works for any decoder-only GGUF llama.cpp loads (``qwen3`` bundles,
+``llama`` models such as SmolLM2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from . import _llama
+from .errors import BundleError, DecodeError
+
+__all__ = ["Generation", "LLMOptions", "LLMSession"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LLMOptions:
+    """How llama.cpp runs the LLM. Override with ``dataclasses.replace`` (unknown fields fail)."""
+
+    n_threads: int = 0  # threads for single-token decoding; 0 = every CPU this process may use
+    n_threads_batch: int = 0  # threads for prompt/embedding prefill; 0 = same as n_threads
+    n_ctx: int = 4096  # KV-cache positions: prompt + audio tokens + generated tokens must fit
+    n_batch: int = 512  # most positions handed to one llama_decode call (inputs are split to fit)
+    n_ubatch: int = 512  # physical micro-batch inside llama.cpp; <= n_batch
+    flash_attn: bool = False  # flash attention; required for a quantised V cache
+    type_k: str = "f16"  # KV-cache K type: "f32" (exact parity with PyTorch), "f16", "q8_0"
+    type_v: str = "f16"  # KV-cache V type: "f32", "f16", "q8_0" (q8_0 needs flash_attn)
+    use_mmap: bool = True  # map the GGUF instead of reading it (lower load time, higher RSS on CPU repack)
+    n_gpu_layers: int = 0  # layers offloaded to a GPU build of llama.cpp; 0 = CPU only, -1 = all
+    # llama.cpp's extra CPU weight buffers (repacked layouts for AMX / AVX kernels). None = on, except on CPUs with
+    # AMX: llama-cpp-python 0.3.36's AMX path segfaults on every quantised model we tried (Q8_0, Q4_0, Q4_K_M, Q4_1).
+    extra_buffers: bool | None = None
+    seed: int = 0  # recorded for reproducibility; greedy decoding draws no random numbers
+
+    def resolved_extra_buffers(self) -> bool:
+        """``extra_buffers`` with None resolved for this CPU."""
+        return (not _llama.cpu_has_amx()) if self.extra_buffers is None else self.extra_buffers
+
+    def resolved_threads(self) -> tuple[int, int]:
+        """(n_threads, n_threads_batch) with 0 replaced by the usable CPU count."""
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except AttributeError:  # pragma: no cover - not Linux
+            cpus = os.cpu_count() or 1
+        n = self.n_threads or cpus
+        return n, self.n_threads_batch or n
+
+
+def _verify_options(o: LLMOptions) -> None:
+    """Raise ``ValueError`` for a bad value or combination."""
+    for name in ("n_threads", "n_threads_batch", "seed"):
+        v = getattr(o, name)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise ValueError(f"LLMOptions.{name}={v!r} must be an int >= 0")
+    for name in ("n_ctx", "n_batch", "n_ubatch"):
+        v = getattr(o, name)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"LLMOptions.{name}={v!r} must be a positive int")
+    if o.n_ubatch > o.n_batch:
+        raise ValueError(f"LLMOptions.n_ubatch={o.n_ubatch} must not exceed n_batch={o.n_batch}")
+    for name in ("type_k", "type_v"):
+        v = getattr(o, name)
+        if v not in _llama.GGML_TYPES:
+            raise ValueError(f"LLMOptions.{name}={v!r} must be one of {sorted(_llama.GGML_TYPES)}")
+    if o.type_v not in ("f32", "f16") and not o.flash_attn:
+        raise ValueError(f"LLMOptions.type_v={o.type_v!r} (a quantised V cache) needs flash_attn=True")
+    if o.extra_buffers not in (None, True, False):
+        raise ValueError(f"LLMOptions.extra_buffers={o.extra_buffers!r} must be None (auto), True or False")
+    if not isinstance(o.n_gpu_layers, int) or o.n_gpu_layers < -1:
+        raise ValueError(f"LLMOptions.n_gpu_layers={o.n_gpu_layers!r} must be -1 (all), 0 or a positive int")
+
+
+@dataclass(frozen=True)
+class Generation:
+    """The result of :meth:`LLMSession.generate`."""
+
+    tokens: list[int]  # generated ids; the stop token, if one ended generation, is not included
+    text: str  # detokenised ``tokens`` (bytes joined across tokens, decoded once; a cut character shows as U+FFFD)
+    n_prompt: int  # positions decoded before generation (prefix + embeddings + suffix)
+    prefill_s: float  # wall time of the prompt prefill
+    decode_s: float  # wall time of the token-by-token decode
+    stopped: bool  # True when a stop id ended generation, False when max_new_tokens did
+    stop_id: int | None = None  # the stop id that ended generation
+    logits: np.ndarray | None = field(default=None, repr=False)  # [steps, n_vocab] float32 when requested
+    options: LLMOptions | None = None  # the effective options
+
+
+class LLMSession:
+    """A GGUF model plus one llama.cpp context; a context manager. Not thread-safe: one generation at a time."""
+
+    def __init__(self, path: str | Path, options: LLMOptions | None = None) -> None:
+        self.options = options if options is not None else LLMOptions()
+        _verify_options(self.options)
+        o = self.options
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise BundleError(f"LLM GGUF {self.path} not found; check the bundle directory")
+        self._model = _llama.LlamaModel(
+            self.path, n_gpu_layers=o.n_gpu_layers, use_mmap=o.use_mmap, extra_buffers=o.resolved_extra_buffers()
+        )
+        try:
+            n_threads, n_threads_batch = o.resolved_threads()
+            params = _llama._L.llama_context_default_params()
+            params.n_ctx = o.n_ctx
+            params.n_batch = o.n_batch
+            params.n_ubatch = o.n_ubatch
+            params.n_seq_max = 1
+            params.n_threads = n_threads
+            params.n_threads_batch = n_threads_batch
+            params.flash_attn_type = (
+                _llama._L.LLAMA_FLASH_ATTN_TYPE_ENABLED if o.flash_attn else _llama._L.LLAMA_FLASH_ATTN_TYPE_DISABLED
+            )
+            params.type_k = _llama.GGML_TYPES[o.type_k]
+            params.type_v = _llama.GGML_TYPES[o.type_v]
+            params.embeddings = False
+            params.no_perf = True
+            self._ctx = _llama.LlamaContext(self._model, params)
+            self._n_embd = self._model.n_embd()
+            self._n_vocab = self._model.n_vocab()
+            self._n_ctx = self._ctx.n_ctx()
+            self._n_batch = self._ctx.n_batch()  # llama.cpp may lower it (e.g. to n_ctx): the real limit
+            self._tok_batch = _llama.LlamaBatch(self._n_batch)
+            self._emb_batch = _llama.LlamaBatch(self._n_batch, self._n_embd)
+        except BaseException:
+            self._model.close()
+            raise
+        self._n_past = 0
+        log.debug(
+            "loaded %s: %s, n_embd=%d, n_vocab=%d, n_ctx=%d, n_batch=%d",
+            self.path, self._model.desc(), self._n_embd, self._n_vocab, self._n_ctx, self._n_batch,
+        )
+
+    # lifecycle
+    def close(self) -> None:
+        """Free the batches, the context and the model (idempotent)."""
+        for name in ("_tok_batch", "_emb_batch"):
+            b = getattr(self, name, None)
+            if b is not None:
+                b.close()
+        model = getattr(self, "_model", None)
+        if model is not None:
+            model.close()  # closes the context first (registered child)
+
+    def __enter__(self) -> "LLMSession":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # fallback only
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # facts
+    @property
+    def n_embd(self) -> int:
+        return self._n_embd
+
+    @property
+    def n_ctx(self) -> int:
+        """KV-cache positions of the context (llama.cpp may round the requested n_ctx up)."""
+        return self._n_ctx
+
+    @property
+    def n_vocab(self) -> int:
+        return self._n_vocab
+
+    @property
+    def n_batch(self) -> int:
+        return self._n_batch
+
+    @property
+    def n_past(self) -> int:
+        """Positions currently in the KV cache."""
+        return self._n_past
+
+    @property
+    def eos_id(self) -> int:
+        return self._model.eos()
+
+    def metadata(self, key: str) -> str | None:
+        """A GGUF metadata value as a string (e.g. ``general.architecture``), or None."""
+        return self._model.meta(key)
+
+    # vocabulary
+    def tokenize(self, text: str, parse_special: bool = True, *, add_bos: bool = False) -> list[int]:
+        """Token ids of ``text``; special tokens written in the text are parsed unless ``parse_special=False``.
+
+        Nothing is added unless ``add_bos=True``, which prepends the GGUF's BOS token.
+        """
+        ids = self._model.tokenize(text.encode("utf-8"), add_special=False, parse_special=parse_special)
+        if add_bos:
+            bos = self._model.bos()
+            if bos < 0:
+                raise BundleError(f"{self.path.name} defines no BOS token; build the prompt without add_bos")
+            ids.insert(0, bos)
+        return ids
+
+    def token_id(self, piece: str) -> int:
+        """The id of one vocabulary piece, typically a special token such as ``"<|im_end|>"``."""
+        ids = self.tokenize(piece, parse_special=True)
+        if len(ids) != 1 or self.token_bytes(ids[0], special=True) != piece.encode("utf-8"):
+            raise BundleError(f"the LLM vocabulary has no single token {piece!r} (it tokenises to {ids})")
+        return ids[0]
+
+    def token_bytes(self, token: int, *, special: bool = False) -> bytes:
+        """The bytes ``token`` contributes to text; a byte-level piece may be part of a UTF-8 character.
+
+        Control tokens (``<|im_end|>`` ...) contribute nothing unless ``special=True``.
+        """
+        self._check_ids([token], "token")
+        return self._model.token_to_piece(int(token), special=special)
+
+    def detokenize(self, ids: Sequence[int], *, special: bool = False) -> str:
+        """Text of ``ids``: the pieces' bytes are joined first and decoded once (byte-level BPE splits characters)."""
+        self._check_ids(ids, "ids")
+        raw = b"".join(self._model.token_to_piece(int(t), special=special) for t in ids)
+        return raw.decode("utf-8", errors="replace")
+
+    # decoding
+    def clear(self) -> None:
+        """Empty the KV cache."""
+        self._ctx.clear()
+        self._n_past = 0
+
+    def truncate(self, n_keep: int) -> None:
+        """Keep the first ``n_keep`` positions in the KV cache and drop the rest (e.g. suffix + hypothesis)."""
+        if not 0 <= n_keep <= self._n_past:
+            raise ValueError(f"n_keep={n_keep} must be within [0, {self._n_past}]")
+        if not self._ctx.seq_rm(0, n_keep, -1):
+            raise DecodeError(f"llama.cpp could not remove positions {n_keep}.. from the KV cache")
+        self._n_past = n_keep
+
+    def eval_tokens(self, ids: Sequence[int], *, output_last: bool = False) -> None:
+        """Append token ids at the next positions, in batches of at most ``n_batch``."""
+        arr = np.asarray(list(ids), dtype=np.int64)
+        self._check_ids(arr, "ids")
+        self._check_room(len(arr))
+        for start in range(0, len(arr), self._n_batch):
+            chunk = arr[start : start + self._n_batch]
+            last = output_last and start + len(chunk) == len(arr)
+            self._tok_batch.set_tokens(chunk, self._n_past, output_last=last)
+            self._ctx.decode(self._tok_batch)
+            self._n_past += len(chunk)
+
+    def eval_embeds(self, embeds: np.ndarray, *, output_last: bool = False) -> None:
+        """Append embeddings (float32 [n, n_embd]) at the next positions, in batches of at most ``n_batch``."""
+        e = self._check_embeds(embeds)
+        self._check_room(e.shape[0])
+        for start in range(0, e.shape[0], self._n_batch):
+            chunk = e[start : start + self._n_batch]
+            last = output_last and start + chunk.shape[0] == e.shape[0]
+            self._emb_batch.set_embeds(chunk, self._n_past, output_last=last)
+            self._ctx.decode(self._emb_batch)
+            self._n_past += chunk.shape[0]
+
+    def last_logits(self) -> np.ndarray:
+        """Logits (float32 [n_vocab]) of the last position decoded with output."""
+        return self._ctx.logits_ith(-1, self._n_vocab)
+
+    def generate(
+        self,
+        prefix_ids: Sequence[int],
+        embeds: np.ndarray | None,
+        suffix_ids: Sequence[int],
+        *,
+        max_new_tokens: int,
+        stop_ids: Sequence[int] | None = None,
+        return_logits: bool = False,
+    ) -> Generation:
+        """Clear the KV cache, decode ``prefix ++ embeds ++ suffix`` and generate greedily.
+
+        ``stop_ids=None`` stops at the model's EOS; pass ``()`` to always run ``max_new_tokens`` steps.
+        The prompt plus ``max_new_tokens`` must fit ``n_ctx`` (checked before any work).
+        """
+        if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens={max_new_tokens!r} must be a positive int")
+        prefix = [int(t) for t in prefix_ids]
+        suffix = [int(t) for t in suffix_ids]
+        self._check_ids(prefix, "prefix_ids")
+        self._check_ids(suffix, "suffix_ids")
+        e = self._check_embeds(embeds) if embeds is not None else np.zeros((0, self._n_embd), np.float32)
+        stops = {self.eos_id} if stop_ids is None else {int(t) for t in stop_ids}
+        n_prompt = len(prefix) + e.shape[0] + len(suffix)
+        if n_prompt == 0:
+            raise ValueError("the prompt is empty: give prefix ids, embeddings or suffix ids")
+        if n_prompt + max_new_tokens > self._n_ctx:
+            raise ValueError(
+                f"prompt of {n_prompt} positions ({len(prefix)} prefix + {e.shape[0]} audio + {len(suffix)} suffix) "
+                f"plus max_new_tokens={max_new_tokens} exceeds n_ctx={self._n_ctx}; "
+                "raise LLMOptions.n_ctx, shorten the audio or lower max_new_tokens"
+            )
+
+        t0 = time.perf_counter()
+        self.clear()
+        if prefix:
+            self.eval_tokens(prefix, output_last=not (e.shape[0] or suffix))
+        if e.shape[0]:
+            self.eval_embeds(e, output_last=not suffix)
+        if suffix:
+            self.eval_tokens(suffix, output_last=True)
+        t1 = time.perf_counter()
+        tokens: list[int] = []
+        steps: list[np.ndarray] = []
+        stop_id = None
+        while True:
+            logits = self.last_logits()
+            if return_logits:
+                steps.append(logits)
+            tok = int(np.argmax(logits))
+            if tok in stops:
+                stop_id = tok
+                break
+            tokens.append(tok)
+            if len(tokens) >= max_new_tokens:
+                break
+            self.eval_tokens([tok], output_last=True)
+        t2 = time.perf_counter()
+        return Generation(
+            tokens=tokens,
+            text=self.detokenize(tokens),
+            n_prompt=n_prompt,
+            prefill_s=t1 - t0,
+            decode_s=t2 - t1,
+            stopped=stop_id is not None,
+            stop_id=stop_id,
+            logits=np.stack(steps) if return_logits else None,
+            options=self.options,
+        )
+
+    # validation
+    def _check_ids(self, ids: Sequence[int] | np.ndarray, what: str) -> None:
+        arr = np.asarray(ids)
+        if arr.size == 0:
+            return
+        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(f"{what} must be a flat sequence of int token ids")
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < 0 or hi >= self._n_vocab:
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"{what} contains token id {bad}, outside the vocabulary [0, {self._n_vocab})")
+
+    def _check_embeds(self, embeds: np.ndarray) -> np.ndarray:
+        if not isinstance(embeds, np.ndarray):
+            raise ValueError(f"embeddings must be a numpy array, got {type(embeds).__name__}")
+        if embeds.dtype != np.float32:
+            raise ValueError(f"embeddings must be float32, got {embeds.dtype} (convert explicitly with .astype)")
+        if embeds.ndim != 2 or embeds.shape[1] != self._n_embd:
+            raise ValueError(
+                f"embeddings have shape {list(embeds.shape)}, expected [n, {self._n_embd}] "
+                f"(n_embd of {self.path.name}); the encoder and the LLM do not belong together"
+            )
+        if not np.isfinite(embeds).all():
+            bad = int(np.argwhere(~np.isfinite(embeds))[0][0])
+            raise ValueError(f"embeddings contain NaN or Inf (first at row {bad}); the encoder output is broken")
+        return np.ascontiguousarray(embeds)
+
+    def _check_room(self, n: int) -> None:
+        if self._n_past + n > self._n_ctx:
+            raise ValueError(
+                f"{self._n_past} cached + {n} new positions exceed n_ctx={self._n_ctx}; raise LLMOptions.n_ctx"
+            )
+
+
+def replace_options(options: LLMOptions, **changes: object) -> LLMOptions:
+    """``dataclasses.replace`` plus verification (unknown fields raise ``TypeError``)."""
+    new = dataclasses.replace(options, **changes)  # type: ignore[arg-type]
+    _verify_options(new)
+    return new
