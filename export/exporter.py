@@ -67,7 +67,9 @@ def export_bundle(
         raise ExportError(f"{out} already exists; choose another directory or pass --overwrite")
     enc_wanted = [q for q in options.quant if q in ENCODER_PRECISIONS] or ["fp32"]
     llm_wanted = [q for q in options.quant if q in LLM_TYPES] or ["f16"]
-    steps = 3 + len(enc_wanted) + len(llm_wanted)
+    base_type = "f32" if "f32" in llm_wanted else "f16"
+    # read, fp32 ONNX, int8?, GGUF, one per extra LLM type, manifest
+    steps = 4 + ("int8" in enc_wanted) + len([q for q in llm_wanted if q != base_type])
     step = iter(range(1, steps + 1))
 
     def say(msg: str) -> None:
@@ -103,7 +105,6 @@ def export_bundle(
             files.update({p.name: p for p in graph_files(int8)})
         del model
 
-        base_type = "f32" if "f32" in llm_wanted else "f16"
         say(f"writing LLM GGUF ({base_type}) with its tokenizer")
         llm_state = {k[len("llm."):]: v for k, v in state.items() if k.startswith("llm.")}
         del state

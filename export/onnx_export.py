@@ -1,8 +1,9 @@
-"""Export the offline encoder graph (encoder + phoneme-CTC head + adaptor) to ONNX, and quantise it to int8.
+"""Export the encoder graphs (encoder + phoneme-CTC head + adaptor) to ONNX, and quantise them to int8.
 
-The graph follows ``docs/FORMAT.md`` ("Encoder ONNX graph (offline)"): inputs ``features`` float32
+The offline graph follows ``docs/FORMAT.md`` ("Encoder ONNX graph (offline)"): inputs ``features`` float32
 [batch, frames, n_mels] and ``feature_lengths`` int64 [batch]; outputs ``audio_embeds``, ``audio_embed_lengths``,
-``phoneme_logprobs``, ``phoneme_lengths``, with dynamic batch and time axes.
+``phoneme_logprobs``, ``phoneme_lengths``, with dynamic batch and time axes.  The streaming graph ("Encoder ONNX
+graph (streaming)") runs one fixed-size chunk with per-layer caches in and out; every shape in it is static.
 """
 
 from __future__ import annotations
@@ -16,12 +17,24 @@ import torch
 
 from nim4asr_edge.errors import ExportError
 
-from .model.nim4asr import ENCODER_INPUT_NAMES, ENCODER_OUTPUT_NAMES, EncoderGraph, Nim4AsrModel
+from .model.nim4asr import (
+    ENCODER_INPUT_NAMES,
+    ENCODER_OUTPUT_NAMES,
+    STEM_LOOKAHEAD,
+    STEM_STRIDE,
+    STREAM_INPUT_NAMES,
+    STREAM_OUTPUT_NAMES,
+    EncoderGraph,
+    Nim4AsrModel,
+    StreamingEncoderGraph,
+)
 
 __all__ = [
     "DEFAULT_OPSET",
     "EXTERNAL_DATA_THRESHOLD_BYTES",
     "export_encoder_onnx",
+    "export_streaming_encoder_onnx",
+    "streaming_manifest_entry",
     "graph_files",
     "quantize_encoder_int8",
 ]
@@ -115,6 +128,100 @@ def export_encoder_onnx(
     del proto
     logger.info("exported encoder graph to %s (opset %d, external data: %s)", out_path, opset, external_data)
     return out_path
+
+
+def export_streaming_encoder_onnx(
+    model: Nim4AsrModel,
+    out_path: str | Path,
+    chunk_frames: int = 16,
+    left_chunks: int = 4,
+    *,
+    opset: int = DEFAULT_OPSET,
+    external_data: bool | None = None,
+) -> Path:
+    """Export the cache-carrying streaming encoder graph to ``out_path`` (checked with ``onnx.checker``).
+
+    ``chunk_frames``: encoder frames per chunk (16 = 64 feature frames = 640 ms = 4 audio tokens; a multiple of
+    the adaptor stack); ``left_chunks``: chunks of left context kept in the caches (>= 1).  The graph equals
+    ``model.forward_audio(features, lengths, chunk_frames, left_chunks)`` chunk by chunk (docs/FORMAT.md,
+    "Encoder ONNX graph (streaming)").  Its geometry is also written to the graph's metadata
+    (``nim4asr.*`` keys), and ``streaming_manifest_entry`` gives the manifest section.  ``external_data`` as in
+    ``export_encoder_onnx``.  ``quantize_encoder_int8`` works on the result.
+    """
+    import onnx
+
+    if not isinstance(model, Nim4AsrModel):
+        raise TypeError(f"expected a Nim4AsrModel, got {type(model).__name__}")
+    try:
+        graph = StreamingEncoderGraph(model, chunk_frames, left_chunks)
+    except ValueError as exc:
+        raise ExportError(f"cannot export a streaming encoder graph: {exc}") from exc
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    if external_data is None:
+        external_data = _weight_bytes(graph) > EXTERNAL_DATA_THRESHOLD_BYTES
+
+    n_mels = model.cfg.encoder.n_mels
+    # Example inputs: a mid-stream chunk (non-zero offset, random caches) so nothing first-chunk-specific is traced.
+    gen = torch.Generator().manual_seed(0)
+    features = torch.randn(1, graph.window_frames, n_mels, generator=gen)
+    caches = [torch.randn(shape, generator=gen) for shape in graph.cache_shapes().values()]
+    inputs = (features, torch.tensor([graph.window_frames]), torch.tensor([2 * chunk_frames]), *caches)
+    was_training = model.training
+    model.eval()
+    with tempfile.TemporaryDirectory(prefix=".onnx-export-", dir=out_path.parent) as tmp:
+        tmp_path = Path(tmp) / "encoder.stream.onnx"
+        try:
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(
+                    graph,
+                    inputs,
+                    str(tmp_path),
+                    input_names=list(STREAM_INPUT_NAMES),
+                    output_names=list(STREAM_OUTPUT_NAMES),
+                    opset_version=opset,
+                    do_constant_folding=True,
+                    dynamo=False,
+                )
+        except Exception as exc:  # the exporter raises many types
+            raise ExportError(f"ONNX export of the streaming encoder failed: {exc}") from exc
+        finally:
+            model.train(was_training)
+        proto = onnx.load(str(tmp_path), load_external_data=True)
+    geometry = streaming_manifest_entry(model, chunk_frames, left_chunks)
+    props = {"nim4asr.graph": "encoder-streaming"}
+    props.update({f"nim4asr.{k}": str(v) for k, v in geometry.items() if k != "files"})
+    onnx.helper.set_model_props(proto, props)
+    _save(proto, out_path, external_data)
+    del proto
+    logger.info(
+        "exported streaming encoder graph to %s (chunk %d encoder frames, %d left chunks, opset %d)",
+        out_path, chunk_frames, left_chunks, opset,
+    )
+    return out_path
+
+
+def streaming_manifest_entry(
+    model: Nim4AsrModel, chunk_frames: int = 16, left_chunks: int = 4, files: dict[str, str] | None = None
+) -> dict:
+    """The manifest's ``encoder.streaming`` section for a graph exported with these arguments.
+
+    ``files``: ``{precision: file name}`` of the exported graphs (e.g. ``{"fp32": "encoder.stream.onnx",
+    "int8": "encoder.stream.int8.onnx"}``); the runtime reads the geometry from the graph itself and checks it
+    against these numbers.
+    """
+    entry: dict = {"files": dict(files or {})}
+    entry.update({
+        "chunk_ms": STEM_STRIDE * chunk_frames * 10,  # feature frames are 10 ms apart
+        "chunk_feature_frames": STEM_STRIDE * chunk_frames,
+        "chunk_encoder_frames": chunk_frames,
+        "chunk_audio_tokens": chunk_frames // model.cfg.adaptor.stack,
+        "lookahead_feature_frames": STEM_LOOKAHEAD,
+        "left_chunks": left_chunks,
+        "cache_encoder_frames": chunk_frames * left_chunks,
+    })
+    return entry
 
 
 def _save(proto, out_path: Path, external_data: bool) -> None:

@@ -13,8 +13,12 @@ __all__ = ["TorchReference", "torch_greedy"]
 def torch_greedy(llm, prefix_ids: Sequence[int], audio_embeds, suffix_ids: Sequence[int], max_new_tokens: int,
                  stop_ids: Sequence[int] = ()) -> list[int]:
     """Greedy decoding of a transformers causal LM on ``embed(prefix) ++ audio_embeds ++ embed(suffix)``."""
+    import inspect
+
     import torch
 
+    # transformers >= 5.2x renamed past_key_values to cache (the old name warns, then goes away)
+    key = "cache" if "cache" in inspect.signature(llm.forward).parameters else "past_key_values"
     embed = llm.get_input_embeddings()
     with torch.no_grad():
         parts = [embed(torch.tensor(list(prefix_ids), dtype=torch.long)), torch.as_tensor(audio_embeds),
@@ -27,7 +31,7 @@ def torch_greedy(llm, prefix_ids: Sequence[int], audio_embeds, suffix_ids: Seque
             if nxt in stop_ids:
                 break
             tokens.append(nxt)
-            out = llm(input_ids=torch.tensor([[nxt]]), past_key_values=out.past_key_values, use_cache=True)
+            out = llm(input_ids=torch.tensor([[nxt]]), use_cache=True, **{key: getattr(out, key)})
     return tokens
 
 

@@ -24,9 +24,15 @@ def make_tiny_checkpoint(
     seed: int = 0,
     tokenizer: Literal["bpe", "sentencepiece"] = "bpe",
     vocab_size: int = 400,
-    embed_std: float = 1.0,
+    weight_std: float = 0.3,
+    embed_std: float = 2.0,
 ) -> Path:
-    """Write a tiny checkpoint. ``embed_std`` widens the (tied) token embedding so greedy argmax margins are clear."""
+    """Write a tiny checkpoint.
+
+    The LLM's matrices get std ``weight_std`` and its (tied) token embedding ``embed_std``: with the usual 0.02 a
+    random model only echoes its last token and its logits are nearly tied; these make it mix its inputs and give
+    clear greedy argmax margins, so token-exact parity checks are meaningful.
+    """
     import torch
 
     from .model import Nim4AsrModel
@@ -41,6 +47,9 @@ def make_tiny_checkpoint(
         model = Nim4AsrModel.build(cfg, seed=seed)
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + 1)
+            for p in model.llm.parameters():
+                if p.ndim == 2:
+                    p.normal_(0.0, weight_std)
             model.llm.get_input_embeddings().weight.normal_(0.0, embed_std)
         rng = np.random.default_rng(seed)
         n_mels = cfg.encoder.n_mels

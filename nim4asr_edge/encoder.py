@@ -1,4 +1,6 @@
-"""Run the offline encoder graph (Conformer + phoneme-CTC head + adaptor) with onnxruntime.
+"""Run the encoder graphs (Conformer + phoneme-CTC head + adaptor) with onnxruntime: the offline graph
+(``EncoderSession``) and the cache-carrying streaming graph (``StreamingEncoderSession``, docs/FORMAT.md
+"Encoder ONNX graph (streaming)": 640 ms chunks, caches of the 4 chunks before, per-stream state objects).
 
 numpy and onnxruntime only.  The graph contract is ``docs/FORMAT.md`` ("Encoder ONNX graph (offline)")::
 
@@ -14,10 +16,17 @@ Example::
         out = enc.run(features)            # features: [T, n_mels] float32, CMVN-normalised
         out.audio_embeds                   # [tokens, llm_hidden] -> the LLM
         out.phoneme_logprobs               # [enc_frames, n_phonemes] -> phoneme decoding / hotwords
+        enc.run(padded, n_valid=n)         # e.g. Whisper's 30-s padding: equals enc.run(padded[:n])
+
+    with StreamingEncoderSession("bundle/encoder.stream.int8.onnx") as enc:
+        state = enc.new_state()            # one per stream; streams share the session
+        out = enc.accept(state, feats)     # any number of frames: every complete 640 ms chunk
+        out = enc.flush(state, rest)       # end of stream: the partial last chunk
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -33,6 +42,8 @@ __all__ = [
     "EncoderOutput",
     "EncoderSession",
     "MIN_FRAMES",
+    "StreamingEncoderSession",
+    "StreamingEncoderState",
     "encoder_frames",
     "audio_tokens",
 ]
@@ -127,6 +138,48 @@ def _resolve_providers(requested: Sequence[str], available: Sequence[str]) -> li
     return chosen
 
 
+def _open_session(path: Path, opts: EncoderOptions):
+    """An onnxruntime ``InferenceSession`` over ``path`` built from ``opts``; ``BundleError`` if missing/damaged."""
+    import onnxruntime as ort
+
+    if not path.is_file():
+        raise BundleError(f"encoder graph {path} not found: the bundle is incomplete")
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = opts.intra_op_num_threads
+    so.inter_op_num_threads = opts.inter_op_num_threads
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = {
+        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[opts.graph_optimization_level]
+    so.enable_cpu_mem_arena = opts.enable_mem_arena
+    so.log_severity_level = opts.log_severity_level
+    providers = _resolve_providers(opts.providers, ort.get_available_providers())
+    try:
+        return ort.InferenceSession(str(path), sess_options=so, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own pybind types (InvalidProtobuf, Fail, ...)
+        raise BundleError(
+            f"cannot load encoder graph {path}: {str(exc).strip()}; the file is damaged or not an ONNX "
+            "graph (re-export or re-download the bundle)"
+        ) from exc
+
+
+def _check_features(features: np.ndarray, n_mels: int, where: str = "") -> None:
+    """Type, dtype, shape ``[frames, n_mels]`` and finiteness of a feature array (``AudioError`` otherwise)."""
+    if not isinstance(features, np.ndarray):
+        raise AudioError(f"features{where} must be a numpy array, got {type(features).__name__}")
+    if features.dtype != np.float32:
+        raise AudioError(
+            f"features{where} must be float32, got {features.dtype}; convert with features.astype(np.float32)"
+        )
+    if features.ndim != 2 or features.shape[1] != n_mels:
+        raise AudioError(f"features{where} must have shape [frames, {n_mels}] for this encoder, got {features.shape}")
+    if not np.isfinite(features).all():
+        raise AudioError(f"features{where} contain NaN or infinity; check the audio and the frontend")
+
+
 class EncoderSession:
     """An onnxruntime session over an offline encoder graph; use as a context manager (or call ``close``).
 
@@ -136,33 +189,9 @@ class EncoderSession:
     """
 
     def __init__(self, path: str | Path, options: EncoderOptions | None = None):
-        import onnxruntime as ort
-
         self.path = Path(path)
         self.options = options if options is not None else EncoderOptions()
-        if not self.path.is_file():
-            raise BundleError(f"encoder graph {self.path} not found: the bundle is incomplete")
-        opts = self.options
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = opts.intra_op_num_threads
-        so.inter_op_num_threads = opts.inter_op_num_threads
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.graph_optimization_level = {
-            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-        }[opts.graph_optimization_level]
-        so.enable_cpu_mem_arena = opts.enable_mem_arena
-        so.log_severity_level = opts.log_severity_level
-        providers = _resolve_providers(opts.providers, ort.get_available_providers())
-        try:
-            self._session = ort.InferenceSession(str(self.path), sess_options=so, providers=providers)
-        except Exception as exc:  # onnxruntime raises its own pybind types (InvalidProtobuf, Fail, ...)
-            raise BundleError(
-                f"cannot load encoder graph {self.path}: {str(exc).strip()}; the file is damaged or not an ONNX "
-                "graph (re-export or re-download the bundle)"
-            ) from exc
+        self._session = _open_session(self.path, self.options)
         self._n_mels, self._llm_hidden, self._n_phonemes = self._check_contract()
         logger.debug(
             "encoder %s: n_mels=%d llm_hidden=%d n_phonemes=%d providers=%s",
@@ -224,9 +253,25 @@ class EncoderSession:
 
     # -- running ----------------------------------------------------------------------------------------------
 
-    def run(self, features: np.ndarray) -> EncoderOutput:
-        """Encode one utterance: ``features`` [T, n_mels] float32 (CMVN-normalised, T >= 7)."""
-        return self.run_batch([features])[0]
+    def run(self, features: np.ndarray, n_valid: int | None = None) -> EncoderOutput:
+        """Encode one utterance: ``features`` [T, n_mels] float32 (CMVN-normalised, T >= 7).
+
+        ``n_valid``: how many leading frames are speech when ``features`` is already padded (e.g. Whisper's 30-s
+        window); the graph gets ``feature_lengths = n_valid`` (default ``T``) and masks the rest, so the result
+        equals running ``features[:n_valid]`` alone.  The padding must still be finite.
+        """
+        if n_valid is None:
+            return self.run_batch([features])[0]
+        _check_features(features, self._n_mels)
+        if isinstance(n_valid, (bool, np.bool_)) or not isinstance(n_valid, (int, np.integer)):
+            raise AudioError(f"n_valid must be an int, got {type(n_valid).__name__}")
+        if not MIN_FRAMES <= n_valid <= features.shape[0]:
+            raise AudioError(
+                f"n_valid={n_valid} must be between {MIN_FRAMES} (the encoder's shortest input) and the "
+                f"{features.shape[0]} frames given"
+            )
+        feats = np.ascontiguousarray(features)
+        return self._run_padded(feats[None], np.array([n_valid], dtype=np.int64))[0]
 
     def run_batch(self, features: Sequence[np.ndarray]) -> list[EncoderOutput]:
         """Encode several utterances in one padded batch; each result equals ``run`` on that item alone."""
@@ -237,6 +282,10 @@ class EncoderSession:
         batch = np.zeros((len(items), int(lengths.max()), self._n_mels), dtype=np.float32)
         for i, f in enumerate(items):
             batch[i, : f.shape[0]] = f
+        return self._run_padded(batch, lengths)
+
+    def _run_padded(self, batch: np.ndarray, lengths: np.ndarray) -> list[EncoderOutput]:
+        """Run ``batch`` [B, T, n_mels] with valid ``lengths`` [B]; slice every output to its returned length."""
         sess = self._live()
         t0 = time.perf_counter()
         try:
@@ -266,25 +315,13 @@ class EncoderSession:
 
     def _validate(self, features: np.ndarray, index: int | None) -> np.ndarray:
         where = "" if index is None else f" (item {index})"
-        if not isinstance(features, np.ndarray):
-            raise AudioError(f"features{where} must be a numpy array, got {type(features).__name__}")
-        if features.dtype != np.float32:
-            raise AudioError(
-                f"features{where} must be float32, got {features.dtype}; convert with features.astype(np.float32)"
-            )
-        if features.ndim != 2 or features.shape[1] != self._n_mels:
-            raise AudioError(
-                f"features{where} must have shape [frames, {self._n_mels}] for this encoder, got {features.shape}"
-            )
-        n = features.shape[0]
-        if n < MIN_FRAMES:
+        if isinstance(features, np.ndarray) and features.ndim == 2 and features.shape[0] < MIN_FRAMES:
             min_ms = (MIN_FRAMES - 1) * FRAME_SHIFT_MS + FRAME_LENGTH_MS
             raise AudioError(
-                f"audio too short{where}: {n} feature frames; the encoder needs at least {MIN_FRAMES} "
-                f"(about {min_ms:.0f} ms of audio)"
+                f"audio too short{where}: {features.shape[0]} feature frames; the encoder needs at least "
+                f"{MIN_FRAMES} (about {min_ms:.0f} ms of audio)"
             )
-        if not np.isfinite(features).all():
-            raise AudioError(f"features{where} contain NaN or infinity; check the audio and the frontend")
+        _check_features(features, self._n_mels, where)
         return np.ascontiguousarray(features)
 
     # -- lifetime ---------------------------------------------------------------------------------------------
@@ -307,3 +344,300 @@ class EncoderSession:
     def __repr__(self) -> str:
         state = "closed" if self._session is None else f"n_mels={self._n_mels}, llm_hidden={self._llm_hidden}"
         return f"EncoderSession({str(self.path)!r}, {state})"
+
+
+# -- streaming ----------------------------------------------------------------------------------------------------
+
+STREAM_INPUT_NAMES = ("features", "feature_lengths", "offset", "key_cache", "value_cache", "conv_cache")
+STREAM_OUTPUT_NAMES = OUTPUT_NAMES + ("next_key_cache", "next_value_cache", "next_conv_cache")
+_CACHE_NAMES = ("key_cache", "value_cache", "conv_cache")
+STEM_STRIDE = 4  # feature frames per encoder frame
+STEM_LOOKAHEAD = 3  # feature frames past a chunk that its last encoder frame reads (stem kernel 7 - stride 4)
+
+
+class StreamingEncoderState:
+    """The per-stream state of a ``StreamingEncoderSession``: fixed-size caches, the RoPE offset, and up to one
+    step of buffered feature frames.  Make one with ``session.new_state()``; it belongs to that session.
+
+    Memory is constant over a stream (``nbytes``).  A state is not thread-safe: feed one stream from one thread
+    (different states may run concurrently on one session).
+    """
+
+    def __init__(self, session: "StreamingEncoderSession"):
+        self._owner = session
+        self._caches = {name: np.zeros(shape, np.float32) for name, shape in session._cache_shapes.items()}
+        self._pending = np.zeros((0, session.n_mels), np.float32)  # frames not yet run (incl. 3 look-ahead)
+        self.offset = 0  # encoder frames emitted so far (= RoPE position of the next chunk's first frame)
+        self.frames_in = 0  # feature frames accepted so far
+        self.finished = False  # True after flush(): the stream is over
+
+    @property
+    def frames_needed(self) -> int:
+        """Feature frames the next ``step`` takes: chunk + 3 look-ahead frames on the first step, a chunk after."""
+        return self._owner.window_frames - self._pending.shape[0]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the caches and the frame buffer (constant over a stream, at most one step of frames)."""
+        return sum(a.nbytes for a in self._caches.values()) + self._pending.nbytes
+
+    def __repr__(self) -> str:
+        return (f"StreamingEncoderState(offset={self.offset}, frames_in={self.frames_in}, "
+                f"pending={self._pending.shape[0]}, finished={self.finished})")
+
+
+class StreamingEncoderSession:
+    """An onnxruntime session over a streaming (cache-carrying) encoder graph; many streams share one session.
+
+    The graph (docs/FORMAT.md, "Encoder ONNX graph (streaming)") encodes one chunk of ``chunk_frames`` feature
+    frames (64 = 640 ms -> 16 encoder frames -> 4 audio tokens) plus the 3 following frames that the conv2d stem
+    reads, against caches of the ``left_chunks`` chunks before it.  The results, chunk by chunk, equal the
+    chunked whole-utterance PyTorch forward (``forward_audio(..., chunk_size=16, left_chunks=4)``).  Usage::
+
+        with StreamingEncoderSession("bundle/encoder.stream.int8.onnx") as enc:
+            state = enc.new_state()
+            out = enc.step(state, feats[:state.frames_needed])  # 67 frames first, then 64 per step
+            ...
+            last = enc.flush(state, remaining_feats)        # the rest (any length, may be 0): pads + masks
+
+    or ``enc.accept(state, any_number_of_frames)`` which buffers and runs every complete step.
+    A chunk's output is available 30 ms (3 frames) after the chunk ends: that is the stem's look-ahead.
+    """
+
+    def __init__(self, path: str | Path, options: EncoderOptions | None = None):
+        self.path = Path(path)
+        self.options = options if options is not None else EncoderOptions()
+        self._session = _open_session(self.path, self.options)
+        self._check_contract()
+        logger.debug(
+            "streaming encoder %s: chunk=%d frames, window=%d, cache=%d encoder frames, providers=%s",
+            self.path, self.chunk_frames, self.window_frames, self.cache_frames, self.providers,
+        )
+
+    # -- contract ---------------------------------------------------------------------------------------------
+
+    def _check_contract(self) -> None:
+        sess = self._session
+        inputs = {i.name: i for i in sess.get_inputs()}
+        outputs = {o.name: o for o in sess.get_outputs()}
+        if set(inputs) != set(STREAM_INPUT_NAMES) or set(outputs) != set(STREAM_OUTPUT_NAMES):
+            raise BundleError(
+                f"{_CONTRACT}: {self.path} is not a streaming encoder graph: it has inputs {sorted(inputs)} and "
+                f"outputs {sorted(outputs)}, expected inputs {list(STREAM_INPUT_NAMES)} and outputs "
+                f"{list(STREAM_OUTPUT_NAMES)} (docs/FORMAT.md)"
+            )
+        ints = {"feature_lengths", "offset", "audio_embed_lengths", "phoneme_lengths"}
+        ranks = {"features": 3, "feature_lengths": 1, "offset": 1, "key_cache": 5, "value_cache": 5,
+                 "conv_cache": 4, "audio_embeds": 3, "audio_embed_lengths": 1, "phoneme_logprobs": 3,
+                 "phoneme_lengths": 1, "next_key_cache": 5, "next_value_cache": 5, "next_conv_cache": 4}
+        shapes: dict[str, tuple[int, ...]] = {}
+        for name, rank in ranks.items():
+            arg = inputs.get(name) or outputs[name]
+            want = "tensor(int64)" if name in ints else "tensor(float)"
+            if arg.type != want:
+                raise BundleError(f"{_CONTRACT}: {name} is {arg.type}, expected {want}")
+            if len(arg.shape) != rank or not all(isinstance(d, int) and d >= 1 for d in arg.shape):
+                raise BundleError(
+                    f"{_CONTRACT}: {name} has shape {arg.shape}, expected rank {rank} with every axis fixed "
+                    "(the streaming graph has static shapes)"
+                )
+            shapes[name] = tuple(arg.shape)
+        _, window, self._n_mels = shapes["features"]
+        _, self._chunk_enc, self._n_phonemes = shapes["phoneme_logprobs"]
+        _, n_tokens, self._llm_hidden = shapes["audio_embeds"]
+        kv, conv = shapes["key_cache"], shapes["conv_cache"]
+        self._cache_shapes = {"key_cache": kv, "value_cache": shapes["value_cache"], "conv_cache": conv}
+        problems = []
+        if any(shapes[n][0] != 1 for n in ("features", "feature_lengths", "offset", "audio_embeds")):
+            problems.append("batch axes must be 1")
+        if window != STEM_STRIDE * self._chunk_enc + STEM_LOOKAHEAD:
+            problems.append(f"a window of {window} frames does not fit a chunk of {self._chunk_enc} encoder frames")
+        if self._chunk_enc % ADAPTOR_STACK or n_tokens != self._chunk_enc // ADAPTOR_STACK:
+            problems.append(f"{n_tokens} tokens for a chunk of {self._chunk_enc} encoder frames")
+        if shapes["value_cache"] != kv or kv[3] % self._chunk_enc or kv[1] != 1 or conv[:2] != (kv[0], 1):
+            problems.append(f"inconsistent cache shapes {kv}, {shapes['value_cache']}, {conv}")
+        for name in _CACHE_NAMES:
+            if shapes["next_" + name] != shapes[name]:
+                problems.append(f"next_{name} {shapes['next_' + name]} differs from {name} {shapes[name]}")
+        if problems:
+            raise BundleError(f"{_CONTRACT}: {self.path}: " + "; ".join(problems))
+        self._window = window
+
+    # -- properties -------------------------------------------------------------------------------------------
+
+    @property
+    def n_mels(self) -> int:
+        return self._n_mels
+
+    @property
+    def llm_hidden(self) -> int:
+        return self._llm_hidden
+
+    @property
+    def n_phonemes(self) -> int:
+        return self._n_phonemes
+
+    @property
+    def chunk_frames(self) -> int:
+        """Feature frames (10 ms) per chunk: 64 = 640 ms."""
+        return STEM_STRIDE * self._chunk_enc
+
+    @property
+    def chunk_encoder_frames(self) -> int:
+        return self._chunk_enc
+
+    @property
+    def window_frames(self) -> int:
+        """Feature frames the graph reads per step: a chunk plus ``STEM_LOOKAHEAD``."""
+        return self._window
+
+    @property
+    def cache_frames(self) -> int:
+        """Encoder frames of left context held in the attention caches (``left_chunks * chunk_encoder_frames``)."""
+        return self._cache_shapes["key_cache"][3]
+
+    @property
+    def left_chunks(self) -> int:
+        return self.cache_frames // self._chunk_enc
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self._live().get_providers())
+
+    # -- streams ----------------------------------------------------------------------------------------------
+
+    def new_state(self) -> StreamingEncoderState:
+        """A fresh stream: zero caches, offset 0."""
+        self._live()
+        return StreamingEncoderState(self)
+
+    def step(self, state: StreamingEncoderState, features: np.ndarray) -> EncoderOutput:
+        """Encode the next chunk: ``features`` [state.frames_needed, n_mels] float32 -- 67 frames on a stream's
+        first step (the chunk and the 3 frames after it), 64 on every later one (fewer if ``accept`` left frames
+        buffered).  Returns the chunk's 4 audio tokens and 16 phoneme frames."""
+        self._check_state(state)
+        _check_features(features, self._n_mels)
+        need = state.frames_needed
+        if features.shape[0] != need:
+            raise AudioError(
+                f"a streaming step takes exactly state.frames_needed = {need} feature frames (a stream's first "
+                f"step: one {self.chunk_frames}-frame chunk and the {STEM_LOOKAHEAD} frames after it; later steps: "
+                f"{self.chunk_frames}), got {features.shape[0]}; pass a partial tail to flush(), or any number of "
+                "frames to accept()"
+            )
+        window = np.concatenate([state._pending, features]) if state._pending.shape[0] else features
+        out = self._run_window(state, window, self._window)
+        state._pending = np.ascontiguousarray(window[self.chunk_frames:])
+        state.frames_in += need
+        return dataclasses.replace(out, n_frames=need)
+
+    def accept(self, state: StreamingEncoderState, features: np.ndarray) -> EncoderOutput:
+        """Buffer ``features`` [any, n_mels] and encode every chunk that is now complete (zero or more: the
+        result may be empty)."""
+        self._check_state(state)
+        _check_features(features, self._n_mels)
+        buf = np.concatenate([state._pending, features])
+        state.frames_in += features.shape[0]
+        outs = []
+        while buf.shape[0] >= self._window:
+            outs.append(self._run_window(state, buf[: self._window], self._window))
+            buf = buf[self.chunk_frames:]
+        state._pending = np.ascontiguousarray(buf)
+        return self._concat(outs, features.shape[0])
+
+    def flush(self, state: StreamingEncoderState, tail: np.ndarray | None = None) -> EncoderOutput:
+        """End the stream: encode ``tail`` (the remaining frames, any number, may be none) and the partial last
+        chunk.  The last window is zero-padded to the graph's size and ``feature_lengths`` masks the padding, so
+        the result equals the whole-utterance chunked forward.  The state is finished afterwards."""
+        if tail is None:
+            tail = np.zeros((0, self._n_mels), np.float32)
+        out = self.accept(state, tail)
+        buf = state._pending
+        n_valid = buf.shape[0]
+        outs = [out]
+        if encoder_frames(n_valid) > 0:
+            window = np.zeros((self._window, self._n_mels), np.float32)
+            window[:n_valid] = buf
+            outs.append(self._run_window(state, window, n_valid))
+        state._pending = np.zeros((0, self._n_mels), np.float32)
+        state.finished = True
+        return self._concat(outs, tail.shape[0])
+
+    def run(self, features: np.ndarray) -> EncoderOutput:
+        """A whole utterance through the streaming graph (a fresh state, ``accept`` + ``flush``): the chunked
+        forward's result, for tests and for comparing with the offline graph."""
+        state = self.new_state()
+        return self.flush(state, features)
+
+    # -- internals --------------------------------------------------------------------------------------------
+
+    def _check_state(self, state: StreamingEncoderState) -> None:
+        if not isinstance(state, StreamingEncoderState) or state._owner is not self:
+            raise ValueError("state must come from this session's new_state()")
+        self._live()
+        if state.finished:
+            raise AudioError("this stream was flushed (its input is finished); start a new one with new_state()")
+
+    def _run_window(self, state: StreamingEncoderState, window: np.ndarray, n_valid: int) -> EncoderOutput:
+        feeds = {
+            "features": window[None],
+            "feature_lengths": np.array([n_valid], np.int64),
+            "offset": np.array([state.offset], np.int64),
+            **state._caches,
+        }
+        t0 = time.perf_counter()
+        try:
+            embeds, embed_lens, logprobs, phone_lens, k, v, c = self._live().run(list(STREAM_OUTPUT_NAMES), feeds)
+        except Exception as exc:
+            raise BundleError(f"streaming encoder graph {self.path} failed at offset {state.offset}: {exc}") from exc
+        elapsed = time.perf_counter() - t0
+        n_enc, n_tok = int(phone_lens[0]), int(embed_lens[0])
+        want = min(encoder_frames(n_valid), self._chunk_enc)
+        if n_enc != want or n_tok != audio_tokens(want):
+            raise BundleError(
+                f"{_CONTRACT}: for a window of {n_valid} valid frames it returned {n_enc} encoder frames and "
+                f"{n_tok} tokens, expected {want} and {audio_tokens(want)}"
+            )
+        state._caches = {"key_cache": k, "value_cache": v, "conv_cache": c}
+        state.offset += self._chunk_enc
+        return EncoderOutput(
+            audio_embeds=np.ascontiguousarray(embeds[0, :n_tok]),
+            phoneme_logprobs=np.ascontiguousarray(logprobs[0, :n_enc]),
+            n_frames=min(n_valid, self.chunk_frames),
+            elapsed_s=elapsed,
+        )
+
+    def _concat(self, outs: list[EncoderOutput], n_frames: int) -> EncoderOutput:
+        if len(outs) == 1:
+            o = outs[0]
+            return dataclasses.replace(o, n_frames=n_frames)
+        return EncoderOutput(
+            audio_embeds=np.concatenate(
+                [o.audio_embeds for o in outs] or [np.zeros((0, self._llm_hidden), np.float32)]),
+            phoneme_logprobs=np.concatenate(
+                [o.phoneme_logprobs for o in outs] or [np.zeros((0, self._n_phonemes), np.float32)]),
+            n_frames=n_frames,
+            elapsed_s=sum(o.elapsed_s for o in outs),
+        )
+
+    # -- lifetime ---------------------------------------------------------------------------------------------
+
+    def _live(self):
+        if self._session is None:
+            raise RuntimeError(f"StreamingEncoderSession({self.path}) is closed")
+        return self._session
+
+    def close(self) -> None:
+        """Release the onnxruntime session (idempotent); states made by it can no longer step."""
+        self._session = None
+
+    def __enter__(self) -> "StreamingEncoderSession":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._session is None else (
+            f"chunk_frames={self.chunk_frames}, left_chunks={self.left_chunks}, llm_hidden={self._llm_hidden}")
+        return f"StreamingEncoderSession({str(self.path)!r}, {state})"

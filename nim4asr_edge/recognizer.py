@@ -16,7 +16,7 @@ import numpy as np
 from .audio import AudioInput, load_audio
 from .bundle import Bundle
 from .encoder import EncoderOptions, EncoderSession
-from .errors import AudioError
+from .errors import AudioError, BundleError
 from .llm import LLMOptions, LLMSession
 from .phonemes import ctc_greedy
 from .results import Result, Segment, Timings
@@ -94,13 +94,12 @@ class Recognizer:
         llm_opts = dataclasses.replace(options.llm or LLMOptions(), n_threads=threads, n_ctx=n_ctx)
         self.llm = LLMSession(self.bundle.llm_path(options.llm_quant), llm_opts)
         if self.llm.n_embd != self.encoder.llm_hidden:
-            self.close()
-            from .errors import BundleError
-
-            raise BundleError(
+            message = (
                 f"bundle mismatch: encoder emits {self.encoder.llm_hidden}-dim embeddings but the LLM expects "
                 f"{self.llm.n_embd}; the encoder and GGUF come from different exports"
             )
+            self.close()
+            raise BundleError(message)
         self._prefix = self.llm.tokenize(self.prompt.prefix)
         self._stop = [self.llm.token_id(s) for s in self.prompt.stop]
         self.hotwords = self._open_hotwords(hotwords)

@@ -96,8 +96,9 @@ def test_long_audio_is_segmented(tiny_bundle, jfk):
     seen = []
     with Recognizer(tiny_bundle, RecognizerOptions(max_tokens_per_second=1.0, min_new_tokens=2)) as rec:
         result = rec.transcribe(long, sample_rate=16000, progress=lambda d, t: seen.append((d, t)))
-    assert len(result.segments) == 3
+    assert len(result.segments) >= 3
     assert all(s.end - s.start <= 30.0 for s in result.segments)
+    assert all(a.end == b.start for a, b in zip(result.segments, result.segments[1:]))
     assert result.segments[-1].end == pytest.approx(77.0, abs=0.01)
     assert seen[-1] == (pytest.approx(77.0, abs=0.01), pytest.approx(77.0, abs=0.01))
     assert result.timings.encoder > 0 and result.timings.prefill > 0 and result.rtf > 0

@@ -2,7 +2,16 @@
 
 from .conformer import ConformerEncoder, chunk_mask, subsampled_lengths
 from .heads import Adaptor, PhonemeCTCHead, token_lengths
-from .nim4asr import ENCODER_INPUT_NAMES, ENCODER_OUTPUT_NAMES, EncoderGraph, Nim4AsrModel, count_parameters
+from .nim4asr import (
+    ENCODER_INPUT_NAMES,
+    ENCODER_OUTPUT_NAMES,
+    STREAM_INPUT_NAMES,
+    STREAM_OUTPUT_NAMES,
+    EncoderGraph,
+    Nim4AsrModel,
+    StreamingEncoderGraph,
+    count_parameters,
+)
 
 __all__ = [
     "Adaptor",
@@ -12,6 +21,9 @@ __all__ = [
     "EncoderGraph",
     "Nim4AsrModel",
     "PhonemeCTCHead",
+    "STREAM_INPUT_NAMES",
+    "STREAM_OUTPUT_NAMES",
+    "StreamingEncoderGraph",
     "chunk_mask",
     "count_parameters",
     "subsampled_lengths",

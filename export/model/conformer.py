@@ -8,7 +8,11 @@ Shape of the computation (``docs/FORMAT.md``):
 
 Masks: a padding mask from the lengths, and optionally a dynamic-chunk mask (``chunk_mask``) for chunk training and
 chunked inference.  In chunk mode the depthwise convolution is limited in the same way as attention (it sees no frame
-right of the current chunk), so the outputs of a chunk never depend on later input.
+right of the current chunk), so the outputs of a chunk never depend on later *encoder frames*.  The stem is not
+chunked: encoder frame t reads feature frames 4t .. 4t+6, so encoder chunk c (frames cS .. cS+S-1) reads feature
+frames 4cS .. 4cS+4S+2 -- its own 4S frames plus 3 frames (30 ms) of the next chunk.  The streaming step
+(``forward_chunk`` methods, ``nim4asr.StreamingEncoderGraph``) takes that 4S+3-frame window and so equals the chunked
+whole-utterance forward exactly; the price is 30 ms of look-ahead, not a different model (docs/FORMAT.md).
 
 The module is written for ONNX export with a dynamic time axis: lengths are computed with torch ops, there is no
 Python control flow on tensor values, and full-context mode (``chunk_size <= 0``, the offline graph) uses only
@@ -25,7 +29,15 @@ from torch import nn
 
 from ..config import EncoderConfig
 
-__all__ = ["ConformerEncoder", "ConformerBlock", "Conv2dSubsampling", "chunk_mask", "subsampled_lengths"]
+__all__ = [
+    "ConformerEncoder",
+    "ConformerBlock",
+    "Conv2dSubsampling",
+    "chunk_mask",
+    "rotary_cos_sin",
+    "rotary_cos_sin_at",
+    "subsampled_lengths",
+]
 
 
 def subsampled_lengths(lengths: torch.Tensor) -> torch.Tensor:
@@ -99,8 +111,17 @@ def rotary_cos_sin(
     n_frames: int | torch.Tensor, head_dim: int, base: float, device: torch.device, dtype: torch.dtype
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """cos/sin tables ``[T, head_dim]`` of rotary position embeddings (rotate-half layout, as in Llama/Qwen)."""
+    return rotary_cos_sin_at(torch.arange(n_frames, device=device), head_dim, base, dtype)
+
+
+def rotary_cos_sin_at(
+    positions: torch.Tensor, head_dim: int, base: float, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin tables ``[T, head_dim]`` at absolute integer ``positions`` [T] (the streaming step passes
+    ``offset + arange(chunk)``; the same float32 arithmetic as the whole-utterance tables, so values are equal)."""
+    device = positions.device
     inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim))
-    pos = torch.arange(n_frames, device=device).to(torch.float32)
+    pos = positions.to(torch.float32)
     freqs = pos.unsqueeze(1) * inv_freq.unsqueeze(0)  # [T, head_dim / 2]
     emb = torch.cat((freqs, freqs), dim=-1)
     return emb.cos().to(dtype), emb.sin().to(dtype)
@@ -124,17 +145,45 @@ class RotarySelfAttention(nn.Module):
         self, x: torch.Tensor, attn_mask: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
     ) -> torch.Tensor:
         """``attn_mask``: bool ``[B, T, T]``, True = may attend.  Every row must have at least one True."""
-        b, t, d = x.shape
+        q, k, v = self._qkv(x, cos, sin)
+        return self._attend(q, k, v, attn_mask)
+
+    def forward_chunk(
+        self,
+        x: torch.Tensor,
+        attn_mask: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        key_cache: torch.Tensor,
+        value_cache: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One streaming chunk ``x`` [B, T, d] against cached rotated keys / values ``[B, H, C, hd]`` of the ``C``
+        frames before it.  ``attn_mask``: bool ``[B, T, C + T]`` over (cache, chunk) keys.  Returns
+        ``(out [B, T, d], keys [B, H, C + T, hd], values [B, H, C + T, hd])``; the caller keeps the last ``C``."""
+        q, k, v = self._qkv(x, cos, sin)
+        k = torch.cat([key_cache, k], dim=2)
+        v = torch.cat([value_cache, v], dim=2)
+        return self._attend(q, k, v, attn_mask), k, v
+
+    def _qkv(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries and keys rotated at their absolute positions, and values: each ``[B, H, T, hd]``."""
+        b, t, _ = x.shape
         h = self.norm(x)
         q = self.q_proj(h).reshape(b, t, self.n_heads, self.head_dim).transpose(1, 2)  # [B, H, T, hd]
         k = self.k_proj(h).reshape(b, t, self.n_heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(h).reshape(b, t, self.n_heads, self.head_dim).transpose(1, 2)
         q = q * cos + _rotate_half(q) * sin
         k = k * cos + _rotate_half(k) * sin
+        return q, k, v
+
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+        b, _, t, _ = q.shape
         scores = torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_dim))
         scores = scores.masked_fill(~attn_mask.unsqueeze(1), float("-inf"))
         probs = torch.softmax(scores, dim=-1)
-        out = torch.matmul(probs, v).transpose(1, 2).reshape(b, t, d)
+        out = torch.matmul(probs, v).transpose(1, 2).reshape(b, t, self.n_heads * self.head_dim)
         return self.out_proj(out)
 
 
@@ -157,15 +206,42 @@ class ConvModule(nn.Module):
         self, x: torch.Tensor, valid: torch.Tensor, chunk_size: int = -1, left_chunks: int = -1
     ) -> torch.Tensor:
         """``valid``: bool ``[B, T]``."""
-        h = F.glu(self.pointwise_conv1(self.norm(x)), dim=-1)
-        h = h.masked_fill(~valid.unsqueeze(-1), 0.0)
-        h = h.transpose(1, 2)  # [B, D, T]
+        h = self._depthwise_input(x, valid)
         if chunk_size > 0:
             h = self._chunked_depthwise(h, chunk_size, left_chunks)
         else:
             h = self.depthwise_conv(h)
-        h = h.transpose(1, 2)
-        return self.pointwise_conv2(F.silu(self.conv_norm(h)))
+        return self._output(h)
+
+    def forward_chunk(
+        self, x: torch.Tensor, valid: torch.Tensor, conv_cache: torch.Tensor, left_frames: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One streaming chunk ``x`` [B, T, d]; ``conv_cache`` [B, D, r]: the depthwise input of the ``r =
+        kernel // 2`` frames before the chunk (zeros before the stream start).  ``left_frames``: how many frames
+        of left context the chunk may see (``left_chunks * chunk``; frames of the cache further back are zeroed,
+        as ``_chunked_depthwise`` does).  Returns ``(out [B, T, d], new_cache [B, D, r])``."""
+        conv = self.depthwise_conv
+        r = conv.kernel_size[0] // 2
+        h = self._depthwise_input(x, valid)  # [B, D, T]
+        t = h.shape[2]
+        seg = torch.cat([conv_cache, h], dim=2)  # [B, D, r + T]
+        new_cache = seg[:, :, t:]
+        if left_frames < r:
+            keep = torch.arange(r + t, device=x.device) >= r - left_frames
+            seg = seg * keep.to(seg.dtype)
+        seg = F.pad(seg, (0, r))  # nothing to the right of the chunk
+        out = F.conv1d(seg, conv.weight, conv.bias, groups=conv.weight.shape[0])  # [B, D, T]
+        return self._output(out), new_cache
+
+    def _depthwise_input(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Pointwise conv + GLU with padding frames zeroed, channels first: ``[B, D, T]``."""
+        h = F.glu(self.pointwise_conv1(self.norm(x)), dim=-1)
+        h = h.masked_fill(~valid.unsqueeze(-1), 0.0)
+        return h.transpose(1, 2)
+
+    def _output(self, h: torch.Tensor) -> torch.Tensor:
+        """Depthwise output ``[B, D, T]`` -> LayerNorm, SiLU, pointwise: ``[B, T, d]``."""
+        return self.pointwise_conv2(F.silu(self.conv_norm(h.transpose(1, 2))))
 
     def _chunked_depthwise(self, x: torch.Tensor, chunk_size: int, left_chunks: int) -> torch.Tensor:
         """Depthwise conv where frame t of chunk c sees no frame after chunk c and none before its left context."""
@@ -212,6 +288,29 @@ class ConformerBlock(nn.Module):
         x = x + self.conv(x, valid, chunk_size, left_chunks)
         x = x + 0.5 * self.ff2(x)
         return self.final_norm(x)
+
+    def forward_chunk(
+        self,
+        x: torch.Tensor,
+        valid: torch.Tensor,
+        attn_mask: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        key_cache: torch.Tensor,
+        value_cache: torch.Tensor,
+        conv_cache: torch.Tensor,
+        left_frames: int,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One streaming chunk through the block (see ``RotarySelfAttention.forward_chunk`` and
+        ``ConvModule.forward_chunk``).  Returns ``(x, keys, values, new_conv_cache)``; keys/values span the cache
+        and the chunk."""
+        x = x + 0.5 * self.ff1(x)
+        a, keys, values = self.attn.forward_chunk(x, attn_mask, cos, sin, key_cache, value_cache)
+        x = x + a
+        c, new_conv_cache = self.conv.forward_chunk(x, valid, conv_cache, left_frames)
+        x = x + c
+        x = x + 0.5 * self.ff2(x)
+        return self.final_norm(x), keys, values, new_conv_cache
 
 
 class ConformerEncoder(nn.Module):

@@ -1,0 +1,377 @@
+"""HotwordIndex: real SQLite, hnswlib, pyahocorasick and eSpeak NG; retrieval, persistence, bad input, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+
+from nim4asr_edge.errors import HotwordError
+from nim4asr_edge.hotwords import (
+    ENGLISH_INVENTORY,
+    HotwordAccumulator,
+    HotwordHit,
+    HotwordIndex,
+    SearchOptions,
+    format_hints,
+)
+from nim4asr_edge.hotwords.g2p import BaseG2P
+
+pytest.importorskip("espeakng_loader", reason="eSpeak NG backend (extra 'g2p') not installed")
+from nim4asr_edge.hotwords import EspeakG2P  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from entities import FILLER_WORDS, generate_entities  # noqa: E402
+
+INV = ENGLISH_INVENTORY
+
+
+class DictG2P(BaseG2P):
+    """A tiny deterministic G2P (the protocol is pluggable): one fixed pronunciation per word."""
+
+    name = "dict:test"
+    WORDS = {"nio": ["n", "iː", "oʊ"], "house": ["h", "aʊ", "s"], "the": ["ð", "ə"], "at": ["æ", "t"],
+             "meet": ["m", "iː", "t"], "me": ["m", "iː"], "park": ["p", "ɑː", "ɹ", "k"]}
+
+    def _convert(self, text):
+        out = []
+        for w in text.lower().split():
+            if w not in self.WORDS:
+                raise ValueError(f"no pronunciation for {w!r}")
+            out += (["|"] if out else []) + self.WORDS[w]
+        return out
+
+
+@pytest.fixture(scope="module")
+def g2p():
+    return EspeakG2P("en-us")
+
+
+@pytest.fixture(scope="module")
+def filler(g2p):
+    return {w: p for w, p in zip(FILLER_WORDS, g2p.phonemize(FILLER_WORDS)) if p}
+
+
+def words_to_hyp(words):
+    out = []
+    for w in words:
+        out += (["|"] if out else []) + list(w)
+    return out
+
+
+def test_exact_longest_match_wins(tmp_path):
+    g = DictG2P()
+    with HotwordIndex.build(["NIO", "NIO House", "Park"], tmp_path / "i", g, INV) as idx:
+        hyp = g.phonemize(["meet me at the NIO House"])[0]
+        hits = idx.search(hyp)
+        assert [h.text for h in hits] == ["NIO House"]
+        h = hits[0]
+        assert h.method == "exact" and h.score == 1.0
+        assert hyp[h.start : h.end] == list(h.phonemes)
+        # NIO alone still matches when no longer hotword covers it; whole words only
+        hits = idx.search(g.phonemize(["meet NIO at the park"])[0])
+        assert {h.text for h in hits} == {"NIO", "Park"}
+        assert idx.search(["n", "iː", "oʊ", "h", "aʊ", "s"], options=SearchOptions(approximate=False)) == []
+
+
+def test_search_input_cleaning_and_errors(tmp_path):
+    g = DictG2P()
+    with HotwordIndex.build(["NIO House"], tmp_path / "i", g, INV) as idx:
+        ctc = ["<blank>", "|", "n", "<blank>", "iː", "oʊ", "|", "|", "h", "aʊ", "s", "|", "<blank>"]
+        hits = idx.search(ctc)
+        assert [h.text for h in hits] == ["NIO House"] and hits[0].method == "exact"
+        assert idx.search([]) == []
+        with pytest.raises(HotwordError, match="not in the index's inventory"):
+            idx.search(["n", "ʁ"])
+        with pytest.raises(Exception):
+            hits[0].score = 0.5  # frozen
+
+
+def _corrupt(seq, rate, rng):
+    out = []
+    for p in seq:
+        if p == "|" or rng.random() >= rate:
+            out.append(p)
+            continue
+        op = rng.random()
+        other = rng.choice(INV[2:])
+        if op < 0.6:
+            out.append(other)
+        elif op < 0.8:
+            continue
+        else:
+            out += [p, other]
+    return out
+
+
+def test_approximate_recall_under_phoneme_errors(tmp_path, g2p, filler):
+    names = list(generate_entities(3000, seed=7))
+    with HotwordIndex.build(names, tmp_path / "i", g2p, INV) as idx:
+        rng = random.Random(3)
+        entries = [e for e in idx.list() if sum(p != "|" for p in e.phonemes) >= 8]
+        sample = rng.sample(entries, 150)
+        fwords = list(filler)
+        recall = {}
+        for rate in (0.0, 0.1, 0.2):
+            found = {"exact": 0, "approx": 0}
+            for e in sample:
+                ctx = lambda: [filler[rng.choice(fwords)] for _ in range(3)]  # noqa: E731
+                hyp = _corrupt(words_to_hyp(ctx() + [e.phonemes] + ctx()), rate, rng)
+                found["approx"] += any(h.id == e.id for h in idx.search(hyp))
+                found["exact"] += any(h.id == e.id for h in idx.search(hyp, options=SearchOptions(approximate=False)))
+            recall[rate] = {k: v / len(sample) for k, v in found.items()}
+        assert recall[0.0]["exact"] == 1.0 and recall[0.0]["approx"] == 1.0
+        assert recall[0.1]["approx"] >= 0.9
+        assert recall[0.2]["approx"] >= 0.8
+        assert recall[0.2]["exact"] <= 0.3  # exact matching alone does not survive errors
+        assert recall[0.2]["approx"] > recall[0.2]["exact"] + 0.4
+
+
+def test_persistence_and_generation(tmp_path, g2p):
+    d = tmp_path / "i"
+    with HotwordIndex.build(["Kingsford Park", "Church Street"], d, g2p, INV) as idx:
+        gen = idx.generation
+        hyp = g2p.phonemize(["meet me at kingsford park"])[0]
+        before = idx.search(hyp)
+    side = json.loads((d / "index.json").read_text())
+    assert side["generation"] == gen and side["dim"] and side["M"] and side["inventory"] == INV
+    with HotwordIndex.open(d, on_stale="error", verify="full") as idx:
+        assert idx.search(hyp) == before
+        rep = idx.add(["Holmbrook Lane"])
+        assert rep.added == 1 and idx.generation == gen + 1
+    # Another writer changes the store behind the index's back: generation mismatch is detected.
+    con = sqlite3.connect(d / "hotwords.sqlite")
+    with con:
+        con.execute("INSERT INTO hotwords (namespace, text, key, phonemes, weight, created, updated) VALUES "
+                    "('default', 'Walgate', 'walgate', 'w ɔː l ɡ eɪ t', 1, 0, 0)")
+        con.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'")
+    con.close()
+    with pytest.raises(HotwordError, match="generation"):
+        HotwordIndex.open(d, on_stale="error")
+    with HotwordIndex.open(d) as idx:  # default: rebuild from the store, the truth
+        assert [h.text for h in idx.search(["w", "ɔː", "l", "ɡ", "eɪ", "t"])] == ["Walgate"]
+    with HotwordIndex.open(d, on_stale="error") as idx:
+        assert idx.stats()["entries"] == 4
+
+
+def test_crash_between_store_and_index_is_detected(tmp_path, g2p):
+    d = tmp_path / "i"
+    HotwordIndex.build(["Church Street"], d, g2p, INV).close()
+    snapshot = tmp_path / "snap"
+    shutil.copytree(d, snapshot)
+    with HotwordIndex.open(d) as idx:
+        idx.add(["Kingsford Park"])
+    # Simulate a crash after the store commit but before the new derived files/sidecar were renamed in.
+    for p in d.iterdir():
+        if p.name != "hotwords.sqlite" and not p.name.startswith("hotwords.sqlite"):
+            p.unlink()
+    for p in snapshot.iterdir():
+        if not p.name.startswith("hotwords.sqlite"):
+            shutil.copy(p, d / p.name)
+    with pytest.raises(HotwordError, match="does not match its store"):
+        HotwordIndex.open(d, on_stale="error")
+    with HotwordIndex.open(d) as idx:
+        assert "Kingsford Park" in {h.text for h in idx.search(g2p.phonemize(["kingsford park"])[0])}
+
+
+@pytest.mark.parametrize("damage", ["truncate_hnsw", "foreign_matcher", "garbage_sidecar", "missing_entries"])
+def test_damaged_derived_files(tmp_path, g2p, damage):
+    d = tmp_path / "i"
+    HotwordIndex.build(list(generate_entities(200, seed=1)), d, g2p, INV).close()
+    side = json.loads((d / "index.json").read_text())
+    files = {k: d / v["name"] for k, v in side["files"].items()}
+    if damage == "truncate_hnsw":
+        data = files["hnsw"].read_bytes()
+        files["hnsw"].write_bytes(data[: len(data) // 2])
+    elif damage == "foreign_matcher":
+        size = files["matcher"].stat().st_size
+        files["matcher"].write_bytes(random.Random(0).randbytes(size))  # same size: only loading can tell
+    elif damage == "garbage_sidecar":
+        (d / "index.json").write_text("{not json")
+    else:
+        files["entries"].unlink()
+    with pytest.raises(HotwordError, match="does not match its store"):
+        HotwordIndex.open(d, on_stale="error")
+    with HotwordIndex.open(d) as idx:  # rebuilt from the store
+        assert idx.stats()["entries"] == 200
+        e = idx.list(limit=1)[0]
+        assert idx.search(list(e.phonemes))[0].text == e.text
+    HotwordIndex.open(d, on_stale="error", verify="full").close()
+
+
+def test_damaged_store_and_foreign_inventory(tmp_path, g2p):
+    d = tmp_path / "i"
+    HotwordIndex.build(["Church Street"], d, g2p, INV).close()
+    other = INV[:-1]  # a bundle whose inventory differs
+    with pytest.raises(HotwordError, match="different phoneme inventory"):
+        HotwordIndex.open(d, inventory=other)
+    HotwordIndex.open(d, inventory=INV).close()
+    with pytest.raises(HotwordError, match="was built with G2P"):
+        HotwordIndex.open(d, g2p=DictG2P())
+    (d / "hotwords.sqlite").write_bytes(b"this is not sqlite" * 100)
+    for p in d.glob("hotwords.sqlite-*"):
+        p.unlink()
+    with pytest.raises(HotwordError, match="not a readable hotword store"):
+        HotwordIndex.open(d)
+    with pytest.raises(HotwordError, match="no hotword index directory"):
+        HotwordIndex.open(tmp_path / "nothing")
+    with pytest.raises(HotwordError, match="not empty"):
+        HotwordIndex.build(["x"], d, g2p, INV)
+
+
+def test_namespaces(tmp_path, g2p):
+    with HotwordIndex.build(["Church Street"], tmp_path / "i", g2p, INV, namespace="alice") as idx:
+        idx.add(["Church Street", "Kingsford Park"], namespace="bob")
+        assert idx.stats()["namespaces"] == {"alice": 1, "bob": 2}
+        hyp = g2p.phonemize(["church street and kingsford park"])[0]
+        assert {(h.text, h.namespace) for h in idx.search(hyp, namespace="alice")} == {("Church Street", "alice")}
+        assert {h.text for h in idx.search(hyp, namespace="bob")} == {"Church Street", "Kingsford Park"}
+        assert len(idx.search(hyp)) == 3
+        assert idx.search(hyp, namespace="nobody") == []
+        # approximate search honours the namespace too
+        noisy = list(hyp)
+        noisy[noisy.index("p")] = "b"
+        assert {h.text for h in idx.search(noisy, namespace="alice")} == {"Church Street"}
+        assert idx.remove(["Church Street"], namespace="bob").removed == 1
+        assert {(h.text, h.namespace) for h in idx.search(hyp)} == {("Church Street", "alice"),
+                                                                     ("Kingsford Park", "bob")}
+
+
+def test_import_txt_and_csv_reports_everything(tmp_path, g2p):
+    txt = tmp_path / "list.txt"
+    long_entry = " ".join(["Supercalifragilistic"] * 12)
+    txt.write_text(
+        "# comment line\n"
+        "Kingsford Park\t2.5\n"
+        "\n"
+        "Church Street\n"
+        "church street\n"  # duplicate (case-insensitive)
+        "北京饭店\n"  # other script
+        "Pizza 🍕\n"  # emoji
+        "!!!\n"  # unpronounceable
+        "Bad Weight\tlots\n"
+        "Zero Weight\t0\n"
+        f"{long_entry}\n",
+        encoding="utf-8",
+    )
+    with HotwordIndex.build(txt, tmp_path / "i", g2p, INV) as idx:
+        rep = idx.import_report
+        assert rep.added == 2
+        reasons = {s.line: s.reason for s in rep.skipped}
+        assert set(reasons) == {5, 6, 7, 8, 9, 10, 11}  # every non-blank, non-comment line is accounted for
+        assert "duplicate of line 4" in reasons[5]
+        assert "CJK" in reasons[6] and "PIZZA" in reasons[7] and "no letters" in reasons[8]
+        assert "not a number" in reasons[9] and "outside" in reasons[10] and "too long" in reasons[11]
+        assert {e.text: e.weight for e in idx.list()} == {"Kingsford Park": 2.5, "Church Street": 1.0}
+        # re-adding with a new weight updates it; without one it is reported
+        rep2 = idx.add([("Church Street", 3.0), "Kingsford Park"])
+        assert rep2.updated == 1 and rep2.added == 0 and "already in namespace" in rep2.skipped[0].reason
+        out = tmp_path / "export.txt"
+        assert idx.export(out) == 2
+    csv = tmp_path / "list.csv"
+    csv.write_text('text,weight\n# comment\n"Smith, Jones and Sons",4\nWalgate\nA,b,c\n', encoding="utf-8")
+    with HotwordIndex.build(csv, tmp_path / "c", g2p, INV) as idx:
+        assert {e.text: e.weight for e in idx.list()} == {"Smith, Jones and Sons": 4.0, "Walgate": 1.0}
+        assert [s.line for s in idx.import_report.skipped] == [5]
+    with HotwordIndex.build(out, tmp_path / "e", g2p, INV) as idx:  # export round-trips
+        assert {e.text: e.weight for e in idx.list()} == {"Kingsford Park": 2.5, "Church Street": 3.0}
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\xff\xfe\x00N\x00I")
+    with pytest.raises(HotwordError, match="not UTF-8|NUL"):
+        HotwordIndex.build(bad, tmp_path / "b", g2p, INV)
+    with pytest.raises(HotwordError, match="does not exist"):
+        HotwordIndex.build(str(tmp_path / "missing.txt"), tmp_path / "m", g2p, INV)
+
+
+def test_remove_and_add_update_search(tmp_path, g2p):
+    with HotwordIndex.build(["Kingsford Park", "Church Street"], tmp_path / "i", g2p, INV) as idx:
+        hyp = g2p.phonemize(["kingsford park"])[0]
+        assert idx.search(hyp)[0].text == "Kingsford Park"
+        rep = idx.remove(["kingsford park", "never added"])
+        assert rep.removed == 1 and rep.missing == ["never added"]
+        assert all(h.text != "Kingsford Park" for h in idx.search(hyp))
+        noisy = ["k", "ɪ", "ŋ", "s", "f", "ɚ", "d", "|", "p", "ɑː", "ɹ", "k"]
+        assert all(h.text != "Kingsford Park" for h in idx.search(noisy))
+        idx.add(["Kingsford Park"])
+        assert idx.search(hyp)[0].text == "Kingsford Park"
+
+
+def test_from_words_is_temporary(g2p):
+    idx = HotwordIndex.from_words(["Church Street", "Kingsford Park"], g2p, INV)
+    d = idx.directory
+    assert d.exists()
+    assert idx.search(g2p.phonemize(["church street"])[0])[0].text == "Church Street"
+    idx.close()
+    assert not d.exists()
+    with pytest.raises(HotwordError, match="closed"):
+        idx.search(["k"])
+
+
+def test_accumulator_and_hints():
+    def hit(text, score, start):
+        return HotwordHit(text, score, start, start + 3, "approx", ("a",), 1.0, "default", 1)
+
+    acc = HotwordAccumulator(top_k=3)
+    assert acc.add([hit("NIO House", 0.8, 0)]) and acc.add([hit("Walgate", 1.0, 2)], offset=10)
+    assert acc.add([hit("nio house", 0.7, 1)]) == []  # duplicate, worse
+    assert acc.add([hit("NIO House", 0.9, 5)], offset=20)[0].start == 25
+    assert acc.hints() == ["Walgate", "NIO House"]
+    assert [h.start for h in acc.hits()] == [12, 25]
+    acc.reset()
+    assert acc.hints() == []
+    assert format_hints([hit("A b", 1, 0), hit("a B", 0.9, 4), hit("C", 0.5, 8)]) == ["A b", "C"]
+
+
+def test_false_hints_are_rare_on_hotword_free_speech(tmp_path, g2p, filler):
+    names = list(generate_entities(3000, seed=11))
+    rng = random.Random(5)
+    fwords = list(filler)
+    with HotwordIndex.build(names, tmp_path / "i", g2p, INV) as idx:
+        total = 0
+        for _ in range(40):
+            hyp = words_to_hyp([filler[rng.choice(fwords)] for _ in range(27)])
+            total += len(idx.search(hyp, options=SearchOptions(min_score=0.75)))
+        assert total / 40 <= 1.0
+
+
+def test_cli(tmp_path, capsys):
+    from nim4asr_edge.cli import main
+
+    lst = tmp_path / "l.txt"
+    lst.write_text("Church Street\n北京\nKingsford Park\t2\n", encoding="utf-8")
+    d = tmp_path / "idx"
+    assert main(["hotwords", "build", str(lst), "-o", str(d)]) == 0
+    err = capsys.readouterr().err
+    assert "skipped line 2" in err and "added 2" in err
+    assert main(["hotwords", "search", str(d), "meet me at church street"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert hits[0]["text"] == "Church Street" and hits[0]["method"] == "exact"
+    assert main(["hotwords", "add", str(d), "Walgate"]) == 0
+    assert main(["hotwords", "remove", str(d), "Walgate", "nothing"]) == 1
+    capsys.readouterr()
+    assert main(["hotwords", "stats", str(d)]) == 0
+    assert json.loads(capsys.readouterr().out)["entries"] == 2
+    assert main(["hotwords", "search", str(tmp_path / "none"), "x"]) == 2
+    assert "no hotword index directory" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_recall_at_larger_scale(tmp_path, g2p, filler):
+    names = list(generate_entities(50_000, seed=3))
+    with HotwordIndex.build(names, tmp_path / "i", g2p, INV) as idx:
+        rng = random.Random(9)
+        entries = idx.list()
+        fwords = list(filler)
+        found = 0
+        sample = rng.sample(entries, 300)
+        for e in sample:
+            ctx = lambda: [filler[rng.choice(fwords)] for _ in range(3)]  # noqa: E731
+            found += any(h.id == e.id for h in idx.search(_corrupt(words_to_hyp(ctx() + [e.phonemes] + ctx()),
+                                                                   0.1, rng)))
+        assert found / len(sample) >= 0.85
