@@ -101,16 +101,19 @@ class Generation:
 class LLMSession:
     """A GGUF model plus one llama.cpp context; a context manager. Not thread-safe: one generation at a time."""
 
-    def __init__(self, path: str | Path, options: LLMOptions | None = None) -> None:
+    def __init__(self, path: str | Path, options: LLMOptions | None = None, *, _model=None) -> None:
         self.options = options if options is not None else LLMOptions()
         _verify_options(self.options)
         o = self.options
         self.path = Path(path)
-        if not self.path.is_file():
-            raise BundleError(f"LLM GGUF {self.path} not found; check the bundle directory")
-        self._model = _llama.LlamaModel(
-            self.path, n_gpu_layers=o.n_gpu_layers, use_mmap=o.use_mmap, extra_buffers=o.resolved_extra_buffers()
-        )
+        self._owns_model = _model is None  # a fork() shares its parent's weights and must not free them
+        if _model is None:
+            if not self.path.is_file():
+                raise BundleError(f"LLM GGUF {self.path} not found; check the bundle directory")
+            _model = _llama.LlamaModel(
+                self.path, n_gpu_layers=o.n_gpu_layers, use_mmap=o.use_mmap, extra_buffers=o.resolved_extra_buffers()
+            )
+        self._model = _model
         try:
             n_threads, n_threads_batch = o.resolved_threads()
             params = _llama._L.llama_context_default_params()
@@ -135,7 +138,8 @@ class LLMSession:
             self._tok_batch = _llama.LlamaBatch(self._n_batch)
             self._emb_batch = _llama.LlamaBatch(self._n_batch, self._n_embd)
         except BaseException:
-            self._model.close()
+            if self._owns_model:
+                self._model.close()
             raise
         self._n_past = 0
         log.debug(
@@ -150,9 +154,19 @@ class LLMSession:
             b = getattr(self, name, None)
             if b is not None:
                 b.close()
+        ctx = getattr(self, "_ctx", None)
+        if ctx is not None:
+            ctx.close()
         model = getattr(self, "_model", None)
-        if model is not None:
-            model.close()  # closes the context first (registered child)
+        if model is not None and self._owns_model:
+            model.close()  # also closes the contexts of forks still open (registered children)
+
+    def fork(self, options: LLMOptions | None = None) -> "LLMSession":
+        """A new session with its own context (KV cache) sharing this session's loaded weights.
+
+        Concurrent streams each take a fork; the weights stay loaded until the original session closes.
+        """
+        return LLMSession(self.path, options or self.options, _model=self._model)
 
     def __enter__(self) -> "LLMSession":
         return self
@@ -315,21 +329,7 @@ class LLMSession:
         if suffix:
             self.eval_tokens(suffix, output_last=True)
         t1 = time.perf_counter()
-        tokens: list[int] = []
-        steps: list[np.ndarray] = []
-        stop_id = None
-        while True:
-            logits = self.last_logits()
-            if return_logits:
-                steps.append(logits)
-            tok = int(np.argmax(logits))
-            if tok in stops:
-                stop_id = tok
-                break
-            tokens.append(tok)
-            if len(tokens) >= max_new_tokens:
-                break
-            self.eval_tokens([tok], output_last=True)
+        tokens, stop_id, steps = self.continue_greedy(max_new_tokens, stops, return_logits=return_logits)
         t2 = time.perf_counter()
         return Generation(
             tokens=tokens,
@@ -342,6 +342,31 @@ class LLMSession:
             logits=np.stack(steps) if return_logits else None,
             options=self.options,
         )
+
+    def continue_greedy(
+        self, max_new_tokens: int, stop_ids: Sequence[int] | set[int], *, return_logits: bool = False
+    ) -> tuple[list[int], int | None, list[np.ndarray]]:
+        """Greedy tokens from the current state (the last evaluated position must have output logits).
+
+        Returns (tokens, the stop id that ended generation or None, per-step logits if requested). Chosen tokens
+        are evaluated into the KV cache, except a stop token and the token that exhausts the budget.
+        """
+        stops = {int(t) for t in stop_ids}
+        tokens: list[int] = []
+        steps: list[np.ndarray] = []
+        stop_id = None
+        while len(tokens) < max_new_tokens:
+            logits = self.last_logits()
+            if return_logits:
+                steps.append(logits)
+            tok = int(np.argmax(logits))
+            if tok in stops:
+                stop_id = tok
+                break
+            tokens.append(tok)
+            if len(tokens) < max_new_tokens:
+                self.eval_tokens([tok], output_last=True)
+        return tokens, stop_id, steps
 
     # validation
     def _check_ids(self, ids: Sequence[int] | np.ndarray, what: str) -> None:
