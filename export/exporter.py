@@ -48,6 +48,9 @@ class ExportOptions:
     name: str | None = None  # bundle name (default: the output directory's name)
     threads: int = 2  # llama.cpp quantisation threads
     check: bool = True  # compare the ONNX encoder with PyTorch on a random input and record the figures
+    streaming: bool = True  # also export the cache-carrying streaming encoder graph
+    streaming_chunk_frames: int = 16  # encoder frames per streaming chunk (16 = 640 ms)
+    streaming_left_chunks: int = 4  # chunks of left context kept in the streaming caches
     overwrite: bool = False  # replace an existing output directory
 
     def __post_init__(self) -> None:
@@ -60,7 +63,13 @@ def export_bundle(
     """Export ``checkpoint`` into the bundle directory ``out_dir`` (written to a temporary dir, then renamed)."""
     from .gguf_export import write_llm_gguf
     from .llama_quantize import quantize_gguf
-    from .onnx_export import export_encoder_onnx, graph_files, quantize_encoder_int8
+    from .onnx_export import (
+        export_encoder_onnx,
+        export_streaming_encoder_onnx,
+        graph_files,
+        quantize_encoder_int8,
+        streaming_manifest_entry,
+    )
 
     out = Path(out_dir)
     if out.exists() and not options.overwrite:
@@ -68,8 +77,9 @@ def export_bundle(
     enc_wanted = [q for q in options.quant if q in ENCODER_PRECISIONS] or ["fp32"]
     llm_wanted = [q for q in options.quant if q in LLM_TYPES] or ["f16"]
     base_type = "f32" if "f32" in llm_wanted else "f16"
-    # read, fp32 ONNX, int8?, GGUF, one per extra LLM type, manifest
-    steps = 4 + ("int8" in enc_wanted) + len([q for q in llm_wanted if q != base_type])
+    # read, (fp32 ONNX, int8?) per graph kind, GGUF, one per extra LLM type, manifest
+    graph_kinds = 2 if options.streaming else 1
+    steps = 3 + graph_kinds * (1 + ("int8" in enc_wanted)) + len([q for q in llm_wanted if q != base_type])
     step = iter(range(1, steps + 1))
 
     def say(msg: str) -> None:
@@ -87,22 +97,36 @@ def export_bundle(
     try:
         files: dict[str, Path] = {}
         checks: dict[str, Any] = {}
-        enc_files: dict[str, str] = {}
         model = ckpt.build_model(state, with_llm=False)
-        say("exporting encoder to ONNX (fp32)")
-        fp32 = export_encoder_onnx(model, work / "encoder.onnx")
-        if options.check:
-            checks["encoder_fp32"] = _check_encoder(model, fp32)
-        if "fp32" in enc_wanted:
-            enc_files["fp32"] = fp32.name
-            files.update({p.name: p for p in graph_files(fp32)})
-        if "int8" in enc_wanted:
-            say("quantising encoder to int8 (per-channel QInt8, MatMul/Gemm)")
-            int8 = quantize_encoder_int8(fp32, work / "encoder.int8.onnx")
-            if options.check:
-                checks["encoder_int8"] = _check_encoder(model, int8)
-            enc_files["int8"] = int8.name
-            files.update({p.name: p for p in graph_files(int8)})
+
+        def encoder_graphs(stem: str, export_fp32: Callable[[Path], Path], check: bool) -> dict[str, str]:
+            """Export one encoder graph kind as fp32 and (if asked) int8; returns {precision: file}."""
+            shipped: dict[str, str] = {}
+            say(f"exporting {stem} to ONNX (fp32)")
+            fp32 = export_fp32(work / f"{stem}.onnx")
+            if check and options.check:
+                checks[f"{stem}_fp32"] = _check_encoder(model, fp32)
+            if "fp32" in enc_wanted:
+                shipped["fp32"] = fp32.name
+            if "int8" in enc_wanted:
+                say(f"quantising {stem} to int8 (per-channel QInt8, MatMul/Gemm)")
+                int8 = quantize_encoder_int8(fp32, work / f"{stem}.int8.onnx")
+                if check and options.check:
+                    checks[f"{stem}_int8"] = _check_encoder(model, int8)
+                shipped["int8"] = int8.name
+            for name in shipped.values():
+                files.update({p.name: p for p in graph_files(work / name)})
+            return shipped
+
+        enc_files = encoder_graphs("encoder", lambda p: export_encoder_onnx(model, p), check=True)
+        streaming = None
+        if options.streaming:
+            chunk, left = options.streaming_chunk_frames, options.streaming_left_chunks
+            stream_files = encoder_graphs(
+                "encoder.stream", lambda p: export_streaming_encoder_onnx(model, p, chunk, left), check=False
+            )
+            streaming = streaming_manifest_entry(model, chunk, left, stream_files)
+            streaming["default"] = "int8" if "int8" in stream_files else "fp32"
         del model
 
         say(f"writing LLM GGUF ({base_type}) with its tokenizer")
@@ -142,7 +166,7 @@ def export_bundle(
                 "frame_rate_hz": 25.0,
                 "token_rate_hz": 25.0 / ckpt.config.adaptor.stack,
                 "llm_hidden": ckpt.config.llm_hidden,
-                "streaming": None,
+                "streaming": streaming,
             },
             phonemes={"inventory": ckpt.phonemes, "blank": 0, "word_boundary": "|",
                       "g2p": ckpt.frontend.get("g2p", "espeak-ng:en-us")},

@@ -78,8 +78,14 @@ class Bundle:
         """The LLM GGUF of a quantisation ("f16", "q8_0", "q4_k_m", ...; default: the manifest's choice)."""
         return self._pick("llm", quant)
 
+    def streaming_encoder_path(self, precision: str | None = None) -> Path | None:
+        """The cache-carrying streaming encoder graph, or None when the bundle has none (windowed streaming)."""
+        if self.manifest.encoder.get("streaming") is None:
+            return None
+        return self._pick("encoder.streaming", precision)
+
     def _pick(self, section: str, key: str | None) -> Path:
-        info = getattr(self.manifest, section)
+        info = self.manifest.encoder["streaming"] if section == "encoder.streaming" else getattr(self.manifest, section)
         key = key or info["default"]
         files = info["files"]
         if key not in files:

@@ -101,7 +101,10 @@ class Manifest:
         return manifest
 
     def _check(self) -> None:
-        for section, key in (("encoder", self.encoder), ("llm", self.llm)):
+        sections = [("encoder", self.encoder), ("llm", self.llm)]
+        if self.encoder.get("streaming") is not None:
+            sections.append(("encoder.streaming", self.encoder["streaming"]))
+        for section, key in sections:
             files = key.get("files")
             if not isinstance(files, dict) or not files:
                 raise BundleError(f"manifest {section}.files must list at least one file")
