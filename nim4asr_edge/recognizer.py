@@ -15,6 +15,7 @@ import numpy as np
 
 from .audio import AudioInput, load_audio
 from .bundle import Bundle
+from .decoding import PromptedDecoder
 from .encoder import EncoderOptions, EncoderSession
 from .errors import AudioError, BundleError
 from .llm import LLMOptions, LLMSession
@@ -100,8 +101,7 @@ class Recognizer:
             )
             self.close()
             raise BundleError(message)
-        self._prefix = self.llm.tokenize(self.prompt.prefix)
-        self._stop = [self.llm.token_id(s) for s in self.prompt.stop]
+        self.decoder = PromptedDecoder(self.llm, self.prompt)  # the static prefix is evaluated once, here
         self.hotwords = self._open_hotwords(hotwords)
         self.load_seconds = time.perf_counter() - t0
 
@@ -193,17 +193,21 @@ class Recognizer:
         t = time.perf_counter()
         all_hints = list(dict.fromkeys([*hints, *self._hotword_hints(hyp.symbols)]))
         timings.hotwords += time.perf_counter() - t
-        suffix = self.llm.tokenize(self.prompt.render_suffix(all_hints))
-        budget = max(self.options.min_new_tokens, int(duration * self.options.max_tokens_per_second))
+        budget = self.token_budget(duration)
         with self._lock:
-            gen = self.llm.generate(self._prefix, out.audio_embeds, suffix, max_new_tokens=budget, stop_ids=self._stop)
+            timings.prefill += self.decoder.set_speech(out.audio_embeds)
+            gen = self.decoder.decode(all_hints, budget)
         timings.prefill += gen.prefill_s
         timings.decode += gen.decode_s
         timings.generated_tokens += len(gen.tokens)
         timings.prompt_tokens += gen.n_prompt
         if not gen.stopped:
             log.warning("segment %.1f-%.1f s hit the %d-token limit; output may be cut", offset, end, budget)
-        return Segment(offset, end, gen.text.strip(), tuple(gen.tokens), hyp.text(), tuple(all_hints), gen.stopped)
+        return Segment(offset, end, gen.text, gen.tokens, hyp.text(), tuple(all_hints), gen.stopped)
+
+    def token_budget(self, seconds: float) -> int:
+        """Most tokens generated for ``seconds`` of audio (stops runaway output)."""
+        return max(self.options.min_new_tokens, int(seconds * self.options.max_tokens_per_second))
 
     def _hotword_hints(self, phonemes: Sequence[str]) -> list[str]:
         if self.hotwords is None or not phonemes or self.options.hotword_top_k == 0:
