@@ -10,7 +10,7 @@ import numpy as np
 
 from .errors import AudioError
 
-__all__ = ["AudioInput", "load_audio", "prepare_samples", "resample"]
+__all__ = ["AudioInput", "load_audio", "prepare_samples", "resample", "to_float_mono"]
 
 AudioInput = Union[str, os.PathLike, np.ndarray]
 
@@ -26,14 +26,14 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     return soxr.resample(samples, from_rate, to_rate, quality="VHQ").astype(np.float32, copy=False)
 
 
-def prepare_samples(samples: np.ndarray, sample_rate: int, target_rate: int) -> np.ndarray:
-    """Validate an in-memory signal and return mono float32 at ``target_rate``.
+def to_float_mono(samples: np.ndarray, sample_rate: int, allow_empty: bool = False) -> np.ndarray:
+    """Validate a signal and return it as mono float32 (no resampling).
 
     Accepts float arrays in [-1, 1] or integer PCM (int16/int32, scaled by their range); shape [n] or
     [n, channels] (channels are averaged).
     """
     a = np.asarray(samples)
-    if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
         raise AudioError(f"sample rate must be a positive integer, got {sample_rate!r}")
     if a.dtype.kind == "i":
         a = a.astype(np.float32) / float(-np.iinfo(a.dtype).min)
@@ -52,14 +52,19 @@ def prepare_samples(samples: np.ndarray, sample_rate: int, target_rate: int) -> 
         a = a.mean(axis=1)
     elif a.ndim != 1:
         raise AudioError(f"audio must be 1-D (mono) or 2-D (frames x channels), got shape {a.shape}")
-    if a.size == 0:
+    if a.size == 0 and not allow_empty:
         raise AudioError("audio is empty (0 samples)")
     if a.size > MAX_SECONDS * sample_rate:
         raise AudioError(f"audio is longer than {MAX_SECONDS // 3600} hours; split it into parts first")
     if not np.isfinite(a).all():
         bad = int(np.count_nonzero(~np.isfinite(a)))
         raise AudioError(f"audio contains {bad} NaN or infinite samples; clean the signal before recognition")
-    return np.ascontiguousarray(resample(a, int(sample_rate), target_rate), dtype=np.float32)
+    return np.ascontiguousarray(a)
+
+
+def prepare_samples(samples: np.ndarray, sample_rate: int, target_rate: int) -> np.ndarray:
+    """Validate an in-memory signal (see :func:`to_float_mono`) and return mono float32 at ``target_rate``."""
+    return np.ascontiguousarray(resample(to_float_mono(samples, sample_rate), int(sample_rate), target_rate))
 
 
 def load_audio(source: AudioInput, target_rate: int = 16000, sample_rate: int | None = None) -> np.ndarray:

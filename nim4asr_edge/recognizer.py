@@ -9,7 +9,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence, Union
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from .llm import LLMOptions, LLMSession
 from .phonemes import ctc_greedy
 from .results import Result, Segment, Timings
 from .segmenter import split_points
+
+if TYPE_CHECKING:
+    from .stream import Stream, StreamOptions
 
 __all__ = ["Recognizer", "RecognizerOptions"]
 
@@ -137,6 +140,12 @@ class Recognizer:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def create_stream(self, options: "StreamOptions | None" = None, hints: Sequence[str] = ()) -> "Stream":
+        """A live stream with its own LLM context over this recognizer's shared weights (see nim4asr_edge.stream)."""
+        from .stream import Stream, StreamOptions
+
+        return Stream(self, options or StreamOptions(), hints)
 
     # -- recognition -----------------------------------------------------------------------------------
     def transcribe(

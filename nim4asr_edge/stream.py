@@ -1,0 +1,287 @@
+"""Real-time streaming: VAD-gated utterances, a partial every chunk, a second-pass final at the endpoint.
+
+One producer thread calls ``accept_waveform`` / ``input_finished``; one consumer thread reads ``events()``.
+Work runs on the stream's own worker thread with its own LLM context (KV cache) forked from the recognizer,
+so many streams share one loaded bundle and a failing stream cannot wedge the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Iterator, Sequence
+
+import numpy as np
+
+from .audio import to_float_mono
+from .decoding import PromptedDecoder
+from .errors import AudioError, Nim4AsrError
+from .vad import FRAME, SAMPLE_RATE, Endpointer, SileroVad, VadOptions
+
+if TYPE_CHECKING:
+    from .recognizer import Recognizer
+
+__all__ = ["Stream", "StreamEvent", "StreamOptions", "StreamError"]
+
+log = logging.getLogger(__name__)
+
+
+class StreamError(Nim4AsrError):
+    """A stream was used wrongly (e.g. fed after input_finished) or its worker failed."""
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    vad: VadOptions = field(default_factory=VadOptions)
+    chunk_ms: int = 640  # partial cadence; with a streaming encoder graph, its chunk size is used
+    rollback_tokens: int = 5  # trailing tokens of a partial that the next chunk may rewrite
+    unstable_chunks: int = 2  # the first chunks' partials are all unstable (no stable prefix, nothing forced)
+    partials: bool = True  # emit partial events (finals and endpoints are always emitted)
+    window_seconds: float = 30.0  # windowed mode (no streaming graph): most audio re-encoded per partial
+
+    def __post_init__(self) -> None:
+        if not 160 <= self.chunk_ms <= 5000 or self.rollback_tokens < 0 or self.unstable_chunks < 0:
+            raise ValueError("chunk_ms must be within [160, 5000] ms, rollback_tokens and unstable_chunks >= 0")
+        if self.window_seconds < 1.0:
+            raise ValueError("window_seconds must be >= 1")
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    kind: str  # "partial" | "final" | "endpoint"
+    text: str  # hypothesis of the current utterance ("" for endpoint events)
+    stable: str  # leading part of `text` that later partials will keep (== text for finals)
+    utterance: int  # 0-based index of the utterance in the stream
+    start: float  # utterance start, seconds of stream time
+    end: float  # end of the audio this event covers, seconds of stream time
+    latency: float  # seconds from the arrival of the audio that completed this event to the event
+    tokens: tuple[int, ...] = ()
+
+
+_END = object()
+
+
+class Stream:
+    """A live recognition stream over a shared :class:`Recognizer`. Create with ``recognizer.create_stream()``."""
+
+    def __init__(self, recognizer: "Recognizer", options: StreamOptions = StreamOptions(), hints: Sequence[str] = ()):
+        self._rec = recognizer
+        self.options = options
+        self.hints = tuple(hints)
+        self._inbox: queue.Queue = queue.Queue()
+        self._outbox: queue.Queue = queue.Queue()
+        self._finished = False
+        self._closed = False
+        self._error: BaseException | None = None
+        self._rate: int | None = None
+        self._resampler = None
+        self._llm = recognizer.llm.fork()
+        try:
+            self._decoder = PromptedDecoder(self._llm, recognizer.prompt)
+            self._vad = SileroVad()
+        except BaseException:
+            self._llm.close()
+            raise
+        self._endpointer = Endpointer(options.vad)
+        self._pending = np.zeros(0, np.float32)  # 16 kHz samples not yet seen by the VAD (< one frame)
+        self._consumed = 0  # 16 kHz samples seen by the VAD
+        pad = int(options.vad.speech_pad_ms * SAMPLE_RATE / 1000) + options.vad.min_speech_ms * SAMPLE_RATE // 1000
+        self._history: deque[np.ndarray] = deque(maxlen=pad // FRAME + 2)  # pre-roll frames before a start
+        self._utt: list[np.ndarray] | None = None  # frames of the open utterance
+        self._utt_start = 0
+        self._utt_index = -1
+        self._chunks = 0  # partials decoded in this utterance
+        self._last_partial_len = 0
+        self._prev_tokens: tuple[int, ...] = ()
+        self._worker = threading.Thread(target=self._run, name="nim4asr-stream", daemon=True)
+        self._worker.start()
+
+    # -- producer side ----------------------------------------------------------------------------------
+    def accept_waveform(self, sample_rate: int, samples: np.ndarray) -> None:
+        """Queue audio (float in [-1, 1] or int16/int32 PCM, mono or [n, channels]) at any rate; never blocks on
+        recognition. The rate may change between calls (each rate is resampled separately)."""
+        if self._finished:
+            raise StreamError("accept_waveform() after input_finished(): create a new stream for new audio")
+        self._raise_worker_error()
+        mono = to_float_mono(samples, sample_rate, allow_empty=True)
+        self._inbox.put((int(sample_rate), mono, time.perf_counter()))
+
+    def input_finished(self) -> None:
+        """No more audio: the open utterance is finalised and the event stream ends."""
+        if not self._finished:
+            self._finished = True
+            self._inbox.put(_END)
+
+    # -- consumer side ----------------------------------------------------------------------------------
+    def events(self, timeout: float | None = None) -> Iterator[StreamEvent]:
+        """Events in order until the stream ends (after input_finished). ``timeout``: most seconds to wait for
+        one event before raising ``StreamError``."""
+        while True:
+            try:
+                item = self._outbox.get(timeout=timeout)
+            except queue.Empty as exc:
+                raise StreamError(f"no stream event within {timeout} s") from exc
+            if item is _END:
+                self._outbox.put(_END)  # later calls end at once too
+                self._raise_worker_error()
+                return
+            yield item
+
+    def close(self) -> None:
+        """Stop the worker and free the stream's LLM context (idempotent)."""
+        if self._closed:
+            return
+        self.input_finished()
+        self._worker.join()
+        self._llm.close()
+        self._closed = True
+
+    def __enter__(self) -> "Stream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _raise_worker_error(self) -> None:
+        if self._error is not None:
+            raise StreamError(f"the stream's worker failed: {self._error}") from self._error
+
+    # -- worker ---------------------------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            while True:
+                item = self._inbox.get()
+                if item is _END:
+                    self._flush_resampler()
+                    self._finish()
+                    break
+                rate, samples, arrived = item
+                self._feed(self._resample(rate, samples), arrived)
+        except BaseException as exc:  # delivered to the producer and the consumer
+            log.exception("stream worker failed")
+            self._error = exc
+        finally:
+            self._outbox.put(_END)
+
+    def _resample(self, rate: int, samples: np.ndarray) -> np.ndarray:
+        if rate != self._rate:
+            self._flush_resampler()
+            self._rate = rate
+            if rate != SAMPLE_RATE:
+                import soxr
+
+                self._resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+        if self._resampler is None:
+            return samples
+        return self._resampler.resample_chunk(samples).astype(np.float32, copy=False)
+
+    def _flush_resampler(self) -> None:
+        """Feed the resampler's buffered tail (at a rate change or the end of input)."""
+        if self._resampler is not None:
+            tail = self._resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+            self._resampler = None
+            if len(tail):
+                self._feed(tail.astype(np.float32, copy=False), time.perf_counter())
+
+    def _feed(self, samples: np.ndarray, arrived: float) -> None:
+        buf = np.concatenate([self._pending, samples]) if len(self._pending) else samples
+        n_frames = len(buf) // FRAME
+        for i in range(n_frames):
+            frame = buf[i * FRAME : (i + 1) * FRAME]
+            self._consumed += FRAME
+            for ev in self._endpointer.update(self._vad(frame), self._consumed):
+                if ev.kind == "start":
+                    self._open(ev.sample)
+                else:
+                    self._close_utterance(ev.sample, arrived)
+            if self._utt is not None:
+                self._utt.append(frame)
+                self._maybe_partial(arrived)
+            else:
+                self._history.append(frame)
+        self._pending = buf[n_frames * FRAME :].copy()
+
+    def _open(self, start: int) -> None:
+        # Pre-roll: the history frames from `start` on (the current frame is appended by the caller).
+        history = list(self._history)
+        first = self._consumed - FRAME - len(history) * FRAME
+        skip = max(0, (start - first) // FRAME)
+        self._utt = history[skip:]
+        self._utt_start = first + skip * FRAME
+        self._utt_index += 1
+        self._chunks = 0
+        self._last_partial_len = 0
+        self._prev_tokens = ()
+        self._history.clear()
+
+    def _utt_audio(self) -> np.ndarray:
+        return np.concatenate(self._utt) if self._utt else np.zeros(0, np.float32)
+
+    def _maybe_partial(self, arrived: float) -> None:
+        chunk = int(self.options.chunk_ms * SAMPLE_RATE / 1000)
+        n = len(self._utt) * FRAME
+        if not self.options.partials or n - self._last_partial_len < chunk:
+            return
+        self._last_partial_len = n
+        audio = self._utt_audio()[-int(self.options.window_seconds * SAMPLE_RATE) :]
+        embeds = self._encode(audio)
+        if embeds is None:
+            return
+        self._decoder.set_speech(embeds)
+        o = self.options
+        stable_ok = self._chunks >= o.unstable_chunks
+        forced = self._prev_tokens[: max(0, len(self._prev_tokens) - o.rollback_tokens)] if stable_ok else ()
+        hyp = self._decoder.decode(self._hints(), self._rec.token_budget(len(audio) / SAMPLE_RATE), forced)
+        self._chunks += 1
+        self._prev_tokens = hyp.tokens
+        keep = max(0, len(hyp.tokens) - o.rollback_tokens) if self._chunks > o.unstable_chunks else 0
+        stable = self._llm.detokenize(hyp.tokens[:keep]).strip()
+        self._emit("partial", hyp.text, stable, self._consumed, arrived, hyp.tokens)
+
+    def _close_utterance(self, end: int, arrived: float) -> None:
+        if self._utt is None:
+            return
+        audio = self._utt_audio()[: max(0, end - self._utt_start)]
+        self._utt = None
+        text, tokens = "", ()
+        embeds = self._encode(audio)
+        if embeds is not None:
+            self._decoder.set_speech(embeds)
+            hyp = self._decoder.decode(self._hints(), self._rec.token_budget(len(audio) / SAMPLE_RATE))
+            text, tokens = hyp.text, hyp.tokens
+        self._decoder.reset()
+        self._emit("final", text, text, self._utt_start + len(audio), arrived, tokens)
+        self._emit("endpoint", "", "", self._utt_start + len(audio), arrived, ())
+
+    def _finish(self) -> None:
+        if len(self._pending):  # a last partial frame: zero-pad it so the VAD sees it
+            tail = np.zeros(FRAME, np.float32)
+            tail[: len(self._pending)] = self._pending
+            self._pending = np.zeros(0, np.float32)
+            self._feed(tail, time.perf_counter())
+        for ev in self._endpointer.finish(self._consumed):
+            self._close_utterance(ev.sample, time.perf_counter())
+
+    def _encode(self, audio: np.ndarray) -> np.ndarray | None:
+        """Offline encoder over the utterance so far (windowed mode); None when too short to encode."""
+        if len(audio) < self._rec.frontend.min_samples():
+            return None
+        try:
+            feats = self._rec.frontend(audio)
+            out = self._rec.encoder.run(feats.values)
+        except AudioError:
+            return None
+        return out.audio_embeds
+
+    def _hints(self) -> list[str]:
+        return list(self.hints)
+
+    def _emit(self, kind: str, text: str, stable: str, end_sample: int, arrived: float, tokens) -> None:
+        self._outbox.put(
+            StreamEvent(kind, text, stable, self._utt_index, self._utt_start / SAMPLE_RATE, end_sample / SAMPLE_RATE,
+                        time.perf_counter() - arrived, tuple(tokens))
+        )

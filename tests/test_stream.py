@@ -1,0 +1,123 @@
+"""Streaming: VAD gating, partial/final/endpoint events, chunking, rates, concurrency and misuse."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from nim4asr_edge.errors import AudioError
+from nim4asr_edge.recognizer import Recognizer, RecognizerOptions
+from nim4asr_edge.stream import StreamError, StreamOptions
+
+
+@pytest.fixture(scope="module")
+def rec(tiny_bundle):
+    with Recognizer(tiny_bundle, RecognizerOptions(threads=1, max_tokens_per_second=4.0, min_new_tokens=4)) as r:
+        yield r
+
+
+def _run(rec, pieces, options=StreamOptions()):
+    """Feed (rate, samples) pieces, finish, and collect every event."""
+    with rec.create_stream(options) as stream:
+        for rate, x in pieces:
+            stream.accept_waveform(rate, x)
+        stream.input_finished()
+        return list(stream.events(timeout=120))
+
+
+def _finals(events):
+    return [(e.utterance, e.tokens) for e in events if e.kind == "final"]
+
+
+def test_speech_gives_partials_finals_and_endpoints(rec, jfk):
+    events = _run(rec, [(16000, jfk)])
+    kinds = [e.kind for e in events]
+    assert kinds.count("final") == kinds.count("endpoint") >= 1
+    assert kinds.count("partial") >= 3
+    for e in events:
+        if e.kind == "partial":
+            assert e.text.startswith(e.stable)
+        assert 0.0 <= e.start <= e.end <= 11.1
+    # each final comes right before its endpoint, utterances in order
+    finals = [i for i, k in enumerate(kinds) if k == "final"]
+    assert all(kinds[i + 1] == "endpoint" for i in finals)
+    assert [events[i].utterance for i in finals] == list(range(len(finals)))
+
+
+def test_final_equals_offline_decode_of_the_utterance(rec, jfk):
+    events = _run(rec, [(16000, jfk)])
+    final = next(e for e in events if e.kind == "final")
+    start, end = int(round(final.start * 16000)), int(round(final.end * 16000))
+    offline = rec.transcribe(jfk[start:end], sample_rate=16000)
+    assert final.tokens == offline.segments[0].tokens
+
+
+@pytest.mark.parametrize("kind", ["silence", "white", "hum", "tone"])
+def test_no_speech_no_events(rec, kind):
+    rng = np.random.default_rng(1)
+    t = np.arange(16000 * 6) / 16000
+    x = {
+        "silence": np.zeros_like(t),
+        "white": 0.2 * rng.standard_normal(len(t)),
+        "hum": 0.3 * np.sin(2 * np.pi * 50 * t),
+        "tone": 0.3 * np.sin(2 * np.pi * 1000 * t),
+    }[kind].astype(np.float32)
+    assert _run(rec, [(16000, x)]) == []
+
+
+def test_chunk_sizes_do_not_change_the_result(rec, jfk):
+    whole = _finals(_run(rec, [(16000, jfk)]))
+    rng = np.random.default_rng(0)
+    cuts = np.concatenate([np.arange(1, 200), np.cumsum(rng.integers(1, 9000, 60)) + 200])
+    cuts = cuts[cuts < len(jfk)]
+    pieces = [(16000, p) for p in np.split(jfk, cuts)]
+    assert _finals(_run(rec, pieces)) == whole
+
+
+def test_rates_change_mid_stream_and_int16(rec, jfk):
+    import soxr
+
+    half = len(jfk) // 2
+    second = soxr.resample(jfk[half:], 16000, 8000)
+    pcm = (np.stack([jfk[:half], jfk[:half]], axis=1) * 32767).astype(np.int16)  # int16 stereo
+    events = _run(rec, [(16000, pcm), (8000, second.astype(np.float32))])
+    assert any(e.kind == "final" for e in events)
+    assert max(e.end for e in events) == pytest.approx(11.0, abs=0.1)
+
+
+def test_bad_input_and_misuse(rec, jfk):
+    with rec.create_stream() as stream:
+        bad = jfk[:1000].copy()
+        bad[5] = np.inf
+        with pytest.raises(AudioError, match="NaN or infinite"):
+            stream.accept_waveform(16000, bad)
+        with pytest.raises(AudioError, match="sample rate"):
+            stream.accept_waveform(0, jfk[:100])
+        stream.accept_waveform(16000, jfk)  # still usable
+        stream.input_finished()
+        with pytest.raises(StreamError, match="after input_finished"):
+            stream.accept_waveform(16000, jfk[:100])
+        events = list(stream.events(timeout=120))
+        assert any(e.kind == "final" for e in events)
+        assert list(stream.events(timeout=1)) == []  # ended streams stay ended
+
+
+def test_concurrent_streams_share_one_bundle(rec, jfk):
+    solo_a = _finals(_run(rec, [(16000, jfk)]))
+    solo_b = _finals(_run(rec, [(16000, jfk[::-1].copy())]))
+    results = {}
+
+    def work(name, x):
+        results[name] = _finals(_run(rec, [(16000, x[i : i + 3200]) for i in range(0, len(x), 3200)]))
+
+    threads = [threading.Thread(target=work, args=("a", jfk)), threading.Thread(target=work, args=("b", jfk[::-1].copy()))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert results == {"a": solo_a, "b": solo_b}
+
+
+def test_stream_options_validated():
+    with pytest.raises(ValueError):
+        StreamOptions(chunk_ms=10)
