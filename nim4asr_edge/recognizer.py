@@ -16,7 +16,7 @@ import numpy as np
 from .audio import AudioInput, load_audio
 from .bundle import Bundle
 from .decoding import PromptedDecoder
-from .encoder import EncoderOptions, EncoderSession
+from .encoder import EncoderOptions, EncoderSession, StreamingEncoderSession
 from .errors import AudioError, BundleError
 from .llm import LLMOptions, LLMSession
 from .phonemes import ctc_greedy
@@ -89,7 +89,8 @@ class Recognizer:
         self.inventory = self.bundle.phoneme_inventory
         self.blank = int(manifest.phonemes.get("blank", 0))
         self.prompt = manifest.prompt
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one offline decode at a time on the shared LLM context
+        self._load_lock = threading.Lock()
         threads = options.effective_threads
         enc_opts = dataclasses.replace(options.encoder or EncoderOptions(), intra_op_num_threads=threads)
         self.encoder = EncoderSession(self.bundle.encoder_path(options.encoder_precision), enc_opts)
@@ -106,6 +107,8 @@ class Recognizer:
             raise BundleError(message)
         self.decoder = PromptedDecoder(self.llm, self.prompt)  # the static prefix is evaluated once, here
         self.hotwords = self._open_hotwords(hotwords)
+        self._streaming_encoder: StreamingEncoderSession | None = None
+        self._streaming_checked = False
         self.load_seconds = time.perf_counter() - t0
 
     def _needed_ctx(self, token_rate: float) -> int:
@@ -129,7 +132,7 @@ class Recognizer:
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def close(self) -> None:
-        for name in ("llm", "encoder"):
+        for name in ("llm", "encoder", "_streaming_encoder"):
             obj = getattr(self, name, None)
             if obj is not None:
                 obj.close()
@@ -140,6 +143,17 @@ class Recognizer:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    @property
+    def streaming_encoder(self) -> "StreamingEncoderSession | None":
+        """The bundle's cache-carrying encoder graph (loaded on first use, shared by streams), or None."""
+        with self._load_lock:
+            if self._streaming_encoder is None and not self._streaming_checked:
+                self._streaming_checked = True
+                path = self.bundle.streaming_encoder_path(self.options.encoder_precision)
+                if path is not None:
+                    self._streaming_encoder = StreamingEncoderSession(path, self.encoder.options)
+            return self._streaming_encoder
 
     def create_stream(self, options: "StreamOptions | None" = None, hints: Sequence[str] = ()) -> "Stream":
         """A live stream with its own LLM context over this recognizer's shared weights (see nim4asr_edge.stream)."""

@@ -37,11 +37,12 @@ class StreamError(Nim4AsrError):
 @dataclass(frozen=True)
 class StreamOptions:
     vad: VadOptions = field(default_factory=VadOptions)
-    chunk_ms: int = 640  # partial cadence; with a streaming encoder graph, its chunk size is used
+    chunk_ms: int = 640  # windowed-mode partial cadence; a streaming encoder graph uses its own chunk (640 ms)
     rollback_tokens: int = 5  # trailing tokens of a partial that the next chunk may rewrite
     unstable_chunks: int = 2  # the first chunks' partials are all unstable (no stable prefix, nothing forced)
     partials: bool = True  # emit partial events (finals and endpoints are always emitted)
     window_seconds: float = 30.0  # windowed mode (no streaming graph): most audio re-encoded per partial
+    use_streaming_graph: bool = True  # use the bundle's cache-carrying encoder graph when it has one
 
     def __post_init__(self) -> None:
         if not 160 <= self.chunk_ms <= 5000 or self.rollback_tokens < 0 or self.unstable_chunks < 0:
@@ -97,6 +98,8 @@ class Stream:
         self._chunks = 0  # partials decoded in this utterance
         self._last_partial_len = 0
         self._prev_tokens: tuple[int, ...] = ()
+        self._feats_done = 0  # feature frames of the utterance given to the streaming encoder
+        self._enc_state = None  # per-utterance caches of the streaming encoder graph (None: windowed mode)
         self._worker = threading.Thread(target=self._run, name="nim4asr-stream", daemon=True)
         self._worker.start()
 
@@ -217,11 +220,17 @@ class Stream:
         self._last_partial_len = 0
         self._prev_tokens = ()
         self._history.clear()
+        self._feats_done = 0
+        streaming = self._rec.streaming_encoder if self.options.use_streaming_graph else None
+        self._enc_state = streaming.new_state() if streaming is not None else None
 
     def _utt_audio(self) -> np.ndarray:
         return np.concatenate(self._utt) if self._utt else np.zeros(0, np.float32)
 
     def _maybe_partial(self, arrived: float) -> None:
+        if self._enc_state is not None:
+            self._streaming_step(arrived)
+            return
         chunk = int(self.options.chunk_ms * SAMPLE_RATE / 1000)
         n = len(self._utt) * FRAME
         if not self.options.partials or n - self._last_partial_len < chunk:
@@ -232,10 +241,31 @@ class Stream:
         if embeds is None:
             return
         self._decoder.set_speech(embeds)
+        self._partial(len(audio), arrived)
+
+    def _streaming_step(self, arrived: float) -> None:
+        """Cache-carrying encoder: new feature frames in, each completed chunk's embeddings appended to the KV cache."""
+        frontend = self._rec.frontend
+        n = len(self._utt) * FRAME
+        hop, win = frontend.frame_shift, frontend.frame_len
+        total = 0 if n < win else 1 + (n - win) // hop
+        if total <= self._feats_done:
+            return
+        audio = self._utt_audio()[self._feats_done * hop :]
+        feats = frontend(audio).values[: total - self._feats_done]
+        self._feats_done = total
+        out = self._rec.streaming_encoder.accept(self._enc_state, feats)
+        if len(out.audio_embeds) == 0:
+            return
+        self._decoder.append_speech(out.audio_embeds)
+        if self.options.partials:
+            self._partial(n, arrived)
+
+    def _partial(self, n_samples: int, arrived: float) -> None:
         o = self.options
         stable_ok = self._chunks >= o.unstable_chunks
         forced = self._prev_tokens[: max(0, len(self._prev_tokens) - o.rollback_tokens)] if stable_ok else ()
-        hyp = self._decoder.decode(self._hints(), self._rec.token_budget(len(audio) / SAMPLE_RATE), forced)
+        hyp = self._decoder.decode(self._hints(), self._rec.token_budget(n_samples / SAMPLE_RATE), forced)
         self._chunks += 1
         self._prev_tokens = hyp.tokens
         keep = max(0, len(hyp.tokens) - o.rollback_tokens) if self._chunks > o.unstable_chunks else 0
@@ -247,6 +277,7 @@ class Stream:
             return
         audio = self._utt_audio()[: max(0, end - self._utt_start)]
         self._utt = None
+        self._enc_state = None
         text, tokens = "", ()
         embeds = self._encode(audio)
         if embeds is not None:

@@ -29,8 +29,9 @@ def _finals(events):
     return [(e.utterance, e.tokens) for e in events if e.kind == "final"]
 
 
-def test_speech_gives_partials_finals_and_endpoints(rec, jfk):
-    events = _run(rec, [(16000, jfk)])
+@pytest.mark.parametrize("graph", [True, False], ids=["streaming-graph", "windowed"])
+def test_speech_gives_partials_finals_and_endpoints(rec, jfk, graph):
+    events = _run(rec, [(16000, jfk)], StreamOptions(use_streaming_graph=graph))
     kinds = [e.kind for e in events]
     assert kinds.count("final") == kinds.count("endpoint") >= 1
     assert kinds.count("partial") >= 3
@@ -44,8 +45,9 @@ def test_speech_gives_partials_finals_and_endpoints(rec, jfk):
     assert [events[i].utterance for i in finals] == list(range(len(finals)))
 
 
-def test_final_equals_offline_decode_of_the_utterance(rec, jfk):
-    events = _run(rec, [(16000, jfk)])
+@pytest.mark.parametrize("graph", [True, False], ids=["streaming-graph", "windowed"])
+def test_final_equals_offline_decode_of_the_utterance(rec, jfk, graph):
+    events = _run(rec, [(16000, jfk)], StreamOptions(use_streaming_graph=graph))
     final = next(e for e in events if e.kind == "final")
     start, end = int(round(final.start * 16000)), int(round(final.end * 16000))
     offline = rec.transcribe(jfk[start:end], sample_rate=16000)
@@ -121,3 +123,30 @@ def test_concurrent_streams_share_one_bundle(rec, jfk):
 def test_stream_options_validated():
     with pytest.raises(ValueError):
         StreamOptions(chunk_ms=10)
+
+
+def test_kv_cache_discipline(rec, jfk):
+    """Streaming graph: speech grows by one chunk's tokens per partial; suffix and hypothesis never stay cached."""
+    assert rec.streaming_encoder is not None
+    with rec.create_stream() as stream:
+        decoder, llm = stream._decoder, stream._llm
+        seen = []
+        original = decoder.decode
+
+        def spy(*args, **kwargs):
+            before = (decoder.n_speech, llm.n_past)
+            hyp = original(*args, **kwargs)
+            seen.append((before, (decoder.n_speech, llm.n_past)))
+            return hyp
+
+        decoder.decode = spy
+        stream.accept_waveform(16000, jfk[: 16000 * 2])
+        stream.input_finished()
+        list(stream.events(timeout=120))
+    assert seen
+    for (speech, past), (speech_after, past_after) in seen:
+        assert past == past_after == decoder.n_prefix + speech  # nothing but prefix + speech before and after
+        assert speech_after == speech
+    partial_speech = [b[0] for b, _ in seen[:-1]]  # the last decode is the final's second pass
+    assert all(b - a == 4 for a, b in zip(partial_speech, partial_speech[1:]))  # 4 audio tokens per 640 ms
+    assert llm.n_past == decoder.n_prefix  # reset for the next utterance
