@@ -75,3 +75,20 @@ def test_console_entry_point_runs(tiny_bundle):
     )
     assert proc.returncode == 0, proc.stderr
     assert "tiny" in proc.stdout
+
+
+def test_stream_cli_json(tiny_bundle, capsys):
+    rc, out, err = _run(capsys, "stream", str(JFK), "--model", str(tiny_bundle), "--json", "--feed-ms", "50")
+    assert rc == 0, err
+    events = [json.loads(line) for line in out.splitlines()]
+    kinds = [e["kind"] for e in events]
+    assert "partial" in kinds and kinds.count("final") == kinds.count("endpoint") >= 1
+
+
+def test_mic_without_extra_or_device_is_one_line(capsys, monkeypatch):
+    import importlib.util
+
+    if importlib.util.find_spec("sounddevice") is not None:
+        pytest.skip("sounddevice is installed; this checks the message when it is not")
+    rc, _, err = _run(capsys, "mic")
+    assert rc == 2 and "pip install 'nim4asr-edge[mic]'" in err and err.count("\n") == 1
