@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["PhonemeHypothesis", "ctc_greedy"]
+__all__ = ["PhonemeHypothesis", "ctc_greedy", "edit_distance"]
 
 
 @dataclass(frozen=True)
@@ -37,3 +37,21 @@ def ctc_greedy(logprobs: np.ndarray, inventory: Sequence[str], blank: int = 0) -
         mean_logprob=float(best_lp[keep].mean()) if keep.any() else 0.0,
         speech_frames=int(keep.sum()),
     )
+
+
+def edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
+    """Levenshtein distance between two symbol sequences (numpy row DP, O(len(a) * len(b)))."""
+    if not a or not b:
+        return max(len(a), len(b))
+    vocab = {s: i for i, s in enumerate(set(a) | set(b))}
+    bb = np.fromiter((vocab[s] for s in b), dtype=np.int32, count=len(b))
+    ramp = np.arange(len(b) + 1)
+    row = ramp.copy()
+    for i, sym in enumerate(a, 1):
+        diag = row[:-1] + (bb != vocab[sym])  # substitution (or match)
+        up = row[1:] + 1  # deletion
+        tmp = np.empty_like(row)
+        tmp[0] = i
+        tmp[1:] = np.minimum(diag, up)
+        row = np.minimum.accumulate(tmp - ramp) + ramp  # insertions chain left to right
+    return int(row[-1])

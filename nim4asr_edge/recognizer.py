@@ -18,6 +18,7 @@ from .bundle import Bundle
 from .decoding import PromptedDecoder
 from .encoder import EncoderOptions, EncoderSession, StreamingEncoderSession
 from .errors import AudioError, BundleError
+from .guard import EvidenceGuard, GuardOptions
 from .llm import LLMOptions, LLMSession
 from .phonemes import ctc_greedy
 from .results import Result, Segment, Timings
@@ -50,6 +51,7 @@ class RecognizerOptions:
     n_ctx: int = 0  # LLM context; 0: enough for the longest segment plus prompt and output
     llm: LLMOptions | None = None  # advanced llama.cpp settings (threads/n_ctx above override theirs)
     encoder: EncoderOptions | None = None  # advanced onnxruntime settings (threads above override theirs)
+    guard: "GuardOptions | str" = "auto"  # "auto": the bundle's calibrated evidence guard, if any; "off"; or options
 
     def __post_init__(self) -> None:
         if self.threads < 0:
@@ -62,6 +64,8 @@ class RecognizerOptions:
             raise ValueError("verify must be 'full', 'size' or 'none'")
         if self.hotword_top_k < 0:
             raise ValueError("hotword_top_k must be >= 0")
+        if isinstance(self.guard, str) and self.guard not in ("auto", "off"):
+            raise ValueError("guard must be 'auto', 'off' or a GuardOptions")
 
     @property
     def effective_threads(self) -> int:
@@ -107,6 +111,7 @@ class Recognizer:
             raise BundleError(message)
         self.decoder = PromptedDecoder(self.llm, self.prompt)  # the static prefix is evaluated once, here
         self.hotwords = self._open_hotwords(hotwords)
+        self.guard = self._make_guard()
         self._streaming_encoder: StreamingEncoderSession | None = None
         self._streaming_checked = False
         self.load_seconds = time.perf_counter() - t0
@@ -117,6 +122,22 @@ class Recognizer:
         output = int(seconds * self.options.max_tokens_per_second) + self.options.min_new_tokens
         prompt_and_hints = 512
         return 256 * -(-(audio + output + prompt_and_hints) // 256)
+
+    def _make_guard(self) -> EvidenceGuard | None:
+        g = self.options.guard
+        options = GuardOptions.from_manifest(self.bundle.manifest.phonemes) if g == "auto" else g
+        if options is None or options == "off":
+            return None
+        from .hotwords import get_g2p
+
+        return EvidenceGuard(get_g2p(self.bundle.manifest.phonemes.get("g2p", "espeak-ng:en-us")), options)
+
+    def check_evidence(self, text: str, phoneme_symbols: Sequence[str]) -> tuple[str, float | None, str]:
+        """(text to show, confidence, withheld text) after the evidence guard; the one check for every path."""
+        if self.guard is None:
+            return text, None, ""
+        ev = self.guard.check(text, phoneme_symbols)
+        return (text, ev.confidence, "") if ev.accepted else ("", ev.confidence, text)
 
     def _open_hotwords(self, hotwords: Hotwords):
         if hotwords is None:
@@ -226,7 +247,10 @@ class Recognizer:
         timings.prompt_tokens += gen.n_prompt
         if not gen.stopped:
             log.warning("segment %.1f-%.1f s hit the %d-token limit; output may be cut", offset, end, budget)
-        return Segment(offset, end, gen.text, gen.tokens, hyp.text(), tuple(all_hints), gen.stopped)
+        text, confidence, withheld = self.check_evidence(gen.text, hyp.symbols)
+        if withheld:
+            log.info("segment %.1f-%.1f s withheld by the evidence guard: %r", offset, end, withheld)
+        return Segment(offset, end, text, gen.tokens, hyp.text(), tuple(all_hints), gen.stopped, confidence, withheld)
 
     def token_budget(self, seconds: float) -> int:
         """Most tokens generated for ``seconds`` of audio (stops runaway output)."""

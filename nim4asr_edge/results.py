@@ -18,6 +18,8 @@ class Segment:
     phonemes: str  # phoneme-CTC hypothesis, space separated ("|" = word boundary)
     hints: tuple[str, ...] = ()  # contextual hints given to the LLM for this segment
     stopped: bool = True  # False when generation hit the token limit instead of the end token
+    confidence: float | None = None  # agreement of the text with the phoneme-CTC evidence (None: no guard)
+    withheld: str = ""  # text the guard withheld because the acoustics did not support it
 
 
 @dataclass
@@ -55,6 +57,12 @@ class Result:
         return self.timings.total / self.duration if self.duration else 0.0
 
     @property
+    def confidence(self) -> float | None:
+        """Lowest segment confidence (None when the bundle has no calibrated guard)."""
+        values = [s.confidence for s in self.segments if s.confidence is not None]
+        return min(values) if values else None
+
+    @property
     def phonemes(self) -> str:
         return " | ".join(s.phonemes for s in self.segments if s.phonemes)
 
@@ -63,6 +71,7 @@ class Result:
             "text": self.text,
             "duration": self.duration,
             "rtf": self.rtf,
+            "confidence": self.confidence,
             "segments": [dataclasses.asdict(s) for s in self.segments],
             "timings": dataclasses.asdict(self.timings),
             "options": self.options,

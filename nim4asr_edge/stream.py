@@ -20,9 +20,11 @@ import numpy as np
 from .audio import to_float_mono
 from .decoding import PromptedDecoder
 from .errors import AudioError, Nim4AsrError
+from .phonemes import ctc_greedy
 from .vad import FRAME, SAMPLE_RATE, Endpointer, SileroVad, VadOptions
 
 if TYPE_CHECKING:
+    from .encoder import EncoderOutput
     from .recognizer import Recognizer
 
 __all__ = ["Stream", "StreamEvent", "StreamOptions", "StreamError"]
@@ -99,6 +101,7 @@ class Stream:
         self._last_partial_len = 0
         self._prev_tokens: tuple[int, ...] = ()
         self._feats_done = 0  # feature frames of the utterance given to the streaming encoder
+        self._utt_logprobs: list[np.ndarray] = []  # phoneme-CTC evidence of the utterance so far
         self._enc_state = None  # per-utterance caches of the streaming encoder graph (None: windowed mode)
         self._worker = threading.Thread(target=self._run, name="nim4asr-stream", daemon=True)
         self._worker.start()
@@ -221,6 +224,7 @@ class Stream:
         self._prev_tokens = ()
         self._history.clear()
         self._feats_done = 0
+        self._utt_logprobs = []
         streaming = self._rec.streaming_encoder if self.options.use_streaming_graph else None
         self._enc_state = streaming.new_state() if streaming is not None else None
 
@@ -237,10 +241,11 @@ class Stream:
             return
         self._last_partial_len = n
         audio = self._utt_audio()[-int(self.options.window_seconds * SAMPLE_RATE) :]
-        embeds = self._encode(audio)
-        if embeds is None:
+        out = self._encode(audio)
+        if out is None:
             return
-        self._decoder.set_speech(embeds)
+        self._decoder.set_speech(out.audio_embeds)
+        self._utt_logprobs = [out.phoneme_logprobs]
         self._partial(len(audio), arrived)
 
     def _streaming_step(self, arrived: float) -> None:
@@ -258,6 +263,7 @@ class Stream:
         if len(out.audio_embeds) == 0:
             return
         self._decoder.append_speech(out.audio_embeds)
+        self._utt_logprobs.append(out.phoneme_logprobs)
         if self.options.partials:
             self._partial(n, arrived)
 
@@ -270,7 +276,10 @@ class Stream:
         self._prev_tokens = hyp.tokens
         keep = max(0, len(hyp.tokens) - o.rollback_tokens) if self._chunks > o.unstable_chunks else 0
         stable = self._llm.detokenize(hyp.tokens[:keep]).strip()
-        self._emit("partial", hyp.text, stable, self._consumed, arrived, hyp.tokens)
+        text, _, withheld = self._rec.check_evidence(hyp.text, self._ctc_symbols(self._utt_logprobs))
+        if withheld:
+            stable = ""
+        self._emit("partial", text, stable, self._consumed, arrived, hyp.tokens)
 
     def _close_utterance(self, end: int, arrived: float) -> None:
         if self._utt is None:
@@ -279,11 +288,12 @@ class Stream:
         self._utt = None
         self._enc_state = None
         text, tokens = "", ()
-        embeds = self._encode(audio)
-        if embeds is not None:
-            self._decoder.set_speech(embeds)
+        out = self._encode(audio)
+        if out is not None:
+            self._decoder.set_speech(out.audio_embeds)
             hyp = self._decoder.decode(self._hints(), self._rec.token_budget(len(audio) / SAMPLE_RATE))
-            text, tokens = hyp.text, hyp.tokens
+            text, _, _ = self._rec.check_evidence(hyp.text, self._ctc_symbols([out.phoneme_logprobs]))
+            tokens = hyp.tokens
         self._decoder.reset()
         self._emit("final", text, text, self._utt_start + len(audio), arrived, tokens)
         self._emit("endpoint", "", "", self._utt_start + len(audio), arrived, ())
@@ -297,16 +307,19 @@ class Stream:
         for ev in self._endpointer.finish(self._consumed):
             self._close_utterance(ev.sample, time.perf_counter())
 
-    def _encode(self, audio: np.ndarray) -> np.ndarray | None:
-        """Offline encoder over the utterance so far (windowed mode); None when too short to encode."""
+    def _encode(self, audio: np.ndarray) -> "EncoderOutput | None":
+        """Offline encoder over ``audio`` (windowed partials, second-pass finals); None when too short to encode."""
         if len(audio) < self._rec.frontend.min_samples():
             return None
         try:
-            feats = self._rec.frontend(audio)
-            out = self._rec.encoder.run(feats.values)
+            return self._rec.encoder.run(self._rec.frontend(audio).values)
         except AudioError:
             return None
-        return out.audio_embeds
+
+    def _ctc_symbols(self, logprobs: list[np.ndarray]) -> tuple[str, ...]:
+        if not logprobs:
+            return ()
+        return ctc_greedy(np.concatenate(logprobs), self._rec.inventory, self._rec.blank).symbols
 
     def _hints(self) -> list[str]:
         return list(self.hints)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
 import random
 import shutil
 import sqlite3
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -24,10 +25,10 @@ from nim4asr_edge.hotwords import (
 from nim4asr_edge.hotwords.g2p import BaseG2P
 
 pytest.importorskip("espeakng_loader", reason="eSpeak NG backend (extra 'g2p') not installed")
-from nim4asr_edge.hotwords import EspeakG2P  # noqa: E402
+from nim4asr_edge.hotwords import EspeakG2P
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from entities import FILLER_WORDS, generate_entities  # noqa: E402
+from entities import FILLER_WORDS, generate_entities
 
 INV = ENGLISH_INVENTORY
 
@@ -36,7 +37,7 @@ class DictG2P(BaseG2P):
     """A tiny deterministic G2P (the protocol is pluggable): one fixed pronunciation per word."""
 
     name = "dict:test"
-    WORDS = {"nio": ["n", "iː", "oʊ"], "house": ["h", "aʊ", "s"], "the": ["ð", "ə"], "at": ["æ", "t"],
+    WORDS: ClassVar[dict[str, list[str]]] = {"nio": ["n", "iː", "oʊ"], "house": ["h", "aʊ", "s"], "the": ["ð", "ə"], "at": ["æ", "t"],
              "meet": ["m", "iː", "t"], "me": ["m", "iː"], "park": ["p", "ɑː", "ɹ", "k"]}
 
     def _convert(self, text):
@@ -89,8 +90,8 @@ def test_search_input_cleaning_and_errors(tmp_path):
         assert idx.search([]) == []
         with pytest.raises(HotwordError, match="not in the index's inventory"):
             idx.search(["n", "ʁ"])
-        with pytest.raises(Exception):
-            hits[0].score = 0.5  # frozen
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            hits[0].score = 0.5
 
 
 def _corrupt(seq, rate, rng):
@@ -121,7 +122,7 @@ def test_approximate_recall_under_phoneme_errors(tmp_path, g2p, filler):
         for rate in (0.0, 0.1, 0.2):
             found = {"exact": 0, "approx": 0}
             for e in sample:
-                ctx = lambda: [filler[rng.choice(fwords)] for _ in range(3)]  # noqa: E731
+                ctx = lambda: [filler[rng.choice(fwords)] for _ in range(3)]
                 hyp = _corrupt(words_to_hyp(ctx() + [e.phonemes] + ctx()), rate, rng)
                 found["approx"] += any(h.id == e.id for h in idx.search(hyp))
                 found["exact"] += any(h.id == e.id for h in idx.search(hyp, options=SearchOptions(approximate=False)))
@@ -371,7 +372,7 @@ def test_recall_at_larger_scale(tmp_path, g2p, filler):
         found = 0
         sample = rng.sample(entries, 300)
         for e in sample:
-            ctx = lambda: [filler[rng.choice(fwords)] for _ in range(3)]  # noqa: E731
+            ctx = lambda: [filler[rng.choice(fwords)] for _ in range(3)]
             found += any(h.id == e.id for h in idx.search(_corrupt(words_to_hyp(ctx() + [e.phonemes] + ctx()),
                                                                    0.1, rng)))
         assert found / len(sample) >= 0.85

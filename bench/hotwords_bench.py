@@ -1,0 +1,334 @@
+"""Hotword retrieval benchmark (issue 4): build, size, RSS, latency, recall under phoneme errors, false hints.
+
+    nice -n 10 python bench/hotwords_bench.py --n 1000000 --dir /tmp/hw1m > hotwords_1m.json
+
+Side by side in one run: exact Aho-Corasick only (the paper's method), HNSW (exact + approximate, the default),
+and brute-force nearest neighbours in place of HNSW (the ceiling for the approximate stage). Searching runs in a
+child process that only opens the built index, so its RSS is what serving the index costs.
+
+Queries: a random stored entry inside 2-4 filler words of context on each side ("snippet"); errors are applied
+to every phoneme of the snippet at rate p: substitution by an acoustically close phoneme (60 %), deletion (20 %),
+insertion of a close phoneme (20 %); word boundaries are kept. A query succeeds when the entry is among the
+top-K hits. Utterances: ~27 words (~10 s of speech), two entities among filler words; hotword-free utterances:
+filler words only (every hit counts as a false hint).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from entities import FILLER_WORDS, generate_entities
+
+from nim4asr_edge.hotwords import (
+    ENGLISH_INVENTORY,
+    EspeakG2P,
+    HotwordIndex,
+    IndexOptions,
+    SearchOptions,
+)
+from nim4asr_edge.hotwords.embed import embed
+
+# Acoustically close phonemes (voicing, place, vowel height/backness neighbours). Defined here, independently of
+# the retriever, which scores every substitution alike.
+CONFUSABLE_GROUPS = [
+    "p b", "t d ɾ", "k ɡ", "f v", "θ ð f", "s z", "ʃ ʒ s", "tʃ dʒ ʃ", "m n", "n ŋ", "l ɹ", "w v", "j i",
+    "i iː ɪ", "ɪ ɛ ᵻ", "ɛ æ eɪ", "ə ʌ ɐ", "ɚ ɜː ə", "ɑː ɔː ʌ", "ɔː oʊ", "ʊ uː", "aɪ æ", "aʊ æ", "ɔɪ ɔː", "h ʔ",
+]
+_CLOSE: dict[str, list[str]] = {}
+for g in CONFUSABLE_GROUPS:
+    for a in g.split():
+        _CLOSE.setdefault(a, []).extend(b for b in g.split() if b != a)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def corrupt(seq: list[str], rate: float, rng: random.Random) -> list[str]:
+    out: list[str] = []
+    for p in seq:
+        if p == "|" or rng.random() >= rate:
+            out.append(p)
+            continue
+        op = rng.random()
+        alt = _CLOSE.get(p) or [q for q in ENGLISH_INVENTORY[2:] if q != p]
+        if op < 0.6:
+            out.append(rng.choice(alt))
+        elif op < 0.8:
+            continue  # deletion
+        else:
+            out.extend([p, rng.choice(alt)] if rng.random() < 0.5 else [rng.choice(alt), p])
+    return out
+
+
+def join_words(words: list[list[str]]) -> list[str]:
+    out: list[str] = []
+    for w in words:
+        if out:
+            out.append("|")
+        out.extend(w)
+    return out
+
+
+def pct(xs, q) -> float:
+    return float(np.percentile(np.asarray(xs) * 1000.0, q)) if len(xs) else float("nan")
+
+
+# --------------------------------------------------------------------------------------------------- build
+def run_build(args) -> dict:
+    out = Path(args.dir)
+    t0 = time.perf_counter()
+    names = list(generate_entities(args.n, args.seed))
+    t_gen = time.perf_counter() - t0
+    g2p = EspeakG2P()
+    t1 = time.perf_counter()
+    idx = HotwordIndex.build(names, out, g2p, ENGLISH_INVENTORY,
+                             options=IndexOptions(M=args.M, ef_construction=args.ef_construction),
+                             progress=args.progress, overwrite=True)
+    t_build = time.perf_counter() - t1
+    rep = idx.import_report
+    stats = idx.stats()
+    idx.close()
+    return {
+        "n_generated": len(names), "n_stored": stats["entries"], "generate_s": round(t_gen, 2),
+        "build_s": round(t_build, 2), "build_peak_rss_mb": round(peak_rss_mb(), 1),
+        "skipped": len(rep.skipped), "skipped_examples": [(s.text, s.reason) for s in rep.skipped[:5]],
+        "bytes_on_disk": stats["bytes_on_disk"], "files": stats["files"], "hnsw": stats["hnsw"],
+        "exact_patterns": stats["exact_patterns"],
+    }
+
+
+# -------------------------------------------------------------------------------------------------- search
+class BruteForce:
+    """Exact inner-product neighbours over all entry embeddings (replaces HNSW in HotwordIndex._knn)."""
+
+    def __init__(self, idx: HotwordIndex):
+        ent = idx._entries
+        seqs = [ent.seq(r) for r in range(len(ent.ids))]
+        self.mat = embed(seqs, len(idx.inventory), idx._spec)
+        self.labels = ent.ids
+
+    def __call__(self, vecs, k, threads, filt):
+        labels = np.empty((len(vecs), k), np.int64)
+        dist = np.empty((len(vecs), k), np.float32)
+        for i in range(0, len(vecs), 16):
+            sims = vecs[i : i + 16] @ self.mat.T
+            top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+            s = np.take_along_axis(sims, top, axis=1)
+            order = np.argsort(-s, axis=1)
+            labels[i : i + 16] = self.labels[np.take_along_axis(top, order, axis=1)]
+            dist[i : i + 16] = 1.0 - np.take_along_axis(s, order, axis=1)
+        return labels, dist
+
+
+def run_search(args) -> dict:
+    rng = random.Random(args.seed + 1)
+    rss0 = rss_mb()
+    t0 = time.perf_counter()
+    idx = HotwordIndex.open(args.dir, on_stale="error")
+    open_s = time.perf_counter() - t0
+    rss_open = rss_mb()
+    g2p = idx.g2p
+    filler = {w: list(p) for w, p in zip(FILLER_WORDS, g2p.phonemize(FILLER_WORDS)) if p}
+    fwords = list(filler)
+    ent = idx._entries
+    live_rows = np.flatnonzero(ent.live)
+    texts = idx._store.get([int(ent.ids[r]) for r in live_rows[:0]])  # warm the statement cache
+    del texts
+
+    def entity(row):
+        return [idx.inventory[i] for i in ent.seq(int(row))]
+
+    def text_of(row):
+        return idx._store.get([int(ent.ids[row])])[int(ent.ids[row])][0]
+
+    def ctx(a, b):
+        return [filler[rng.choice(fwords)] for _ in range(rng.randint(a, b))]
+
+    K = args.top_k
+    default = idx.search_options
+    modes = {"exact_aho_corasick": SearchOptions(approximate=False), "hnsw": default}
+    result: dict = {"open_s": round(open_s, 2), "rss_before_open_mb": round(rss0, 1),
+                    "rss_after_open_mb": round(rss_open, 1), "search_options": default.__dict__, "top_k": K}
+
+    # Recall and latency on snippets.
+    rows = rng.sample(list(live_rows), min(args.queries, len(live_rows)))
+    recall: dict = {}
+    lat: dict = {}
+    brute_rows = rows[: args.brute_queries]
+    snippets: dict = {}
+    for rate in args.error_rates:
+        snips = []
+        for r in rows:
+            words = ctx(2, 4) + [entity(r)] + ctx(2, 4)
+            snips.append((r, corrupt(join_words(words), rate, rng)))
+        snippets[rate] = snips
+        for mode, opt in modes.items():
+            found, times = 0, []
+            for r, ph in snips:
+                t = time.perf_counter()
+                hits = idx.search(ph, top_k=K, options=opt)
+                times.append(time.perf_counter() - t)
+                found += any(h.id == int(ent.ids[r]) for h in hits)
+            recall.setdefault(mode, {})[f"{int(rate * 100)}%"] = round(found / len(snips), 4)
+            lat.setdefault(mode, {})[f"{int(rate * 100)}%"] = {"p50_ms": round(pct(times, 50), 3),
+                                                                "p99_ms": round(pct(times, 99), 3)}
+    # Entity-only queries ("one query" = one hotword-length phoneme string), 20 % error.
+    qtimes, qfound = [], 0
+    for r in rows:
+        ph = corrupt(entity(r), 0.2, rng)
+        t = time.perf_counter()
+        hits = idx.search(ph, top_k=K)
+        qtimes.append(time.perf_counter() - t)
+        qfound += any(h.id == int(ent.ids[r]) for h in hits)
+    result["query_entity_only_20pct"] = {"p50_ms": round(pct(qtimes, 50), 3), "p99_ms": round(pct(qtimes, 99), 3),
+                                         "recall": round(qfound / len(rows), 4)}
+    # HNSW window lookups alone.
+    hn = []
+    for r in rows[:200]:
+        v = embed([ent.seq(int(r))], len(idx.inventory), idx._spec)
+        t = time.perf_counter()
+        idx._hnsw.knn_query(v, k=default.candidates, num_threads=1)
+        hn.append(time.perf_counter() - t)
+    result["hnsw_lookup_one_window"] = {"p50_ms": round(pct(hn, 50), 3), "p99_ms": round(pct(hn, 99), 3)}
+
+    # Whole utterances: ~27 words (~10 s), two entities, 10 % phoneme error.
+    ut, ufound, utotal = [], 0, 0
+    for _ in range(args.utterances):
+        ents = rng.sample(list(live_rows), 2)
+        words = ctx(5, 8) + [entity(ents[0])] + ctx(6, 9) + [entity(ents[1])] + ctx(5, 8)
+        ph = corrupt(join_words(words), 0.1, rng)
+        t = time.perf_counter()
+        hits = idx.search(ph, top_k=K)
+        ut.append(time.perf_counter() - t)
+        ids = {h.id for h in hits}
+        ufound += sum(int(ent.ids[e]) in ids for e in ents)
+        utotal += 2
+    result["utterance_10s"] = {"p50_ms": round(pct(ut, 50), 3), "p99_ms": round(pct(ut, 99), 3),
+                               "words": "21-29 + 2 entities", "recall_at_k_10pct": round(ufound / utotal, 4)}
+    ut2 = []
+    for _ in range(min(args.utterances, 100)):
+        words = ctx(5, 8) + [entity(rng.choice(live_rows))] + ctx(6, 9) + [entity(rng.choice(live_rows))] + ctx(5, 8)
+        ph = corrupt(join_words(words), 0.1, rng)
+        t = time.perf_counter()
+        idx.search(ph, top_k=K, options=SearchOptions(threads=2))
+        ut2.append(time.perf_counter() - t)
+    result["utterance_10s_2_threads"] = {"p50_ms": round(pct(ut2, 50), 3), "p99_ms": round(pct(ut2, 99), 3)}
+
+    # False hints on hotword-free utterances.
+    fh: dict = {}
+    examples = []
+    for rate in (0.0, 0.2):
+        counts = {m: 0 for m in modes}
+        for _ in range(args.utterances):
+            ph = corrupt(join_words([filler[rng.choice(fwords)] for _ in range(27)]), rate, rng)
+            for mode, opt in modes.items():
+                hits = idx.search(ph, top_k=K, options=opt)
+                counts[mode] += len(hits)
+                if mode == "hnsw" and hits and len(examples) < 8:
+                    examples.extend(f"{h.text} ({h.method} {h.score})" for h in hits[:2])
+        fh[f"{int(rate * 100)}%"] = {m: round(c / args.utterances, 3) for m, c in counts.items()}
+    result["false_hints_per_utterance"] = fh
+    result["false_hint_examples"] = examples[:8]
+    result["rss_after_search_mb"] = round(rss_mb(), 1)
+    result["peak_rss_mb"] = round(peak_rss_mb(), 1)
+
+    # Operating points: recall at 20 % error vs false hints at 0 % / 20 %, for several score thresholds.
+    sweep = {}
+    free = [corrupt(join_words([filler[rng.choice(fwords)] for _ in range(27)]), rate, rng)
+            for rate in (0.0, 0.2) for _ in range(args.utterances // 2)]
+    for ms in args.sweep:
+        opt = SearchOptions(min_score=ms)
+        found = sum(any(h.id == int(ent.ids[r]) for h in idx.search(ph, top_k=K, options=opt))
+                    for r, ph in snippets[max(args.error_rates)][: args.brute_queries * 2])
+        fhc = sum(len(idx.search(ph, top_k=K, options=opt)) for ph in free)
+        sweep[str(ms)] = {f"recall_at_{int(max(args.error_rates) * 100)}pct": round(found / min(len(rows),
+                          args.brute_queries * 2), 4), "false_hints_per_utterance": round(fhc / len(free), 3)}
+    result["min_score_sweep"] = sweep
+
+    # Brute-force ceiling vs HNSW on the same queries.
+    bf = BruteForce(idx)
+    hnsw_knn = idx._knn
+    paired: dict = {}
+    for rate in args.error_rates:
+        snips = snippets[rate][: len(brute_rows)]
+        res = {}
+        for name, knn in (("hnsw", hnsw_knn), ("brute_force", bf)):
+            idx._knn = knn  # instance override: same pipeline, exact neighbours
+            found = 0
+            for r, ph in snips:
+                found += any(h.id == int(ent.ids[r]) for h in idx.search(ph, top_k=K))
+            res[name] = round(found / max(len(snips), 1), 4)
+        idx._knn = hnsw_knn
+        res["hnsw_over_brute"] = round(res["hnsw"] / res["brute_force"], 4) if res["brute_force"] else None
+        paired[f"{int(rate * 100)}%"] = res
+    result["brute_force_vs_hnsw"] = {"queries_per_rate": len(brute_rows), **paired}
+    result["recall_at_k"] = recall
+    result["snippet_latency"] = lat
+    idx.close()
+    return result
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=1_000_000, help="entities to generate and index")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dir", default=None, help="index directory (default: a temporary one)")
+    ap.add_argument("--queries", type=int, default=1000, help="snippet queries per error rate")
+    ap.add_argument("--brute-queries", type=int, default=100, help="queries per rate for the brute-force run")
+    ap.add_argument("--utterances", type=int, default=200)
+    ap.add_argument("--top-k", type=int, default=10)
+    ap.add_argument("--error-rates", type=float, nargs="+", default=[0.0, 0.1, 0.2])
+    ap.add_argument("--sweep", type=float, nargs="*", default=[0.6, 0.65, 0.7, 0.75, 0.8])
+    ap.add_argument("--M", type=int, default=16)
+    ap.add_argument("--ef-construction", type=int, default=80)
+    ap.add_argument("--progress", action="store_true")
+    ap.add_argument("--search-only", action="store_true", help="(internal) search an existing --dir")
+    ap.add_argument("--skip-build", action="store_true", help="reuse an index already in --dir")
+    args = ap.parse_args(argv)
+    if args.search_only:
+        print(json.dumps(run_search(args)))
+        return 0
+    tmp = None
+    if args.dir is None:
+        tmp = tempfile.mkdtemp(prefix="hwbench-")
+        args.dir = str(Path(tmp) / "index")
+    result = {"n": args.n, "machine_cores": os.cpu_count()}
+    if not args.skip_build:
+        result["build"] = run_build(args)
+        print(json.dumps({"build": result["build"]}), file=sys.stderr, flush=True)
+    cmd = [sys.executable, __file__, "--search-only", "--dir", args.dir, "--seed", str(args.seed),
+           "--queries", str(args.queries), "--brute-queries", str(args.brute_queries),
+           "--utterances", str(args.utterances), "--top-k", str(args.top_k),
+           "--error-rates", *map(str, args.error_rates), "--sweep", *map(str, args.sweep)]
+    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
+    result["search"] = json.loads(out)
+    print(json.dumps(result, indent=1, ensure_ascii=False))
+    if tmp:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

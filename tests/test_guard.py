@@ -1,0 +1,55 @@
+"""The evidence guard: text must agree with the phoneme-CTC evidence (real eSpeak NG G2P)."""
+
+import pytest
+
+from nim4asr_edge.guard import EvidenceGuard, GuardOptions
+from nim4asr_edge.phonemes import edit_distance
+
+pytest.importorskip("espeakng_loader", reason="needs the g2p extra")
+
+from nim4asr_edge.hotwords import get_g2p  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def guard():
+    return EvidenceGuard(get_g2p("espeak-ng:en-us"), GuardOptions(max_phoneme_error=0.5))
+
+
+def _noisy(symbols, every):
+    """Substitute every n-th symbol: a CTC hypothesis with errors."""
+    return [("ə" if i % every == 0 and s != "|" else s) for i, s in enumerate(symbols)]
+
+
+def test_supported_text_is_accepted(guard):
+    heard = _noisy(guard.g2p.phonemize(["ask not what your country can do for you"])[0], 6)
+    ev = guard.check("Ask not what your country can do for you.", heard)
+    assert ev.accepted and 0.7 < ev.confidence < 1.0
+
+
+def test_fluent_fiction_is_rejected(guard):
+    heard = guard.g2p.phonemize(["ask not what your country can do for you"])[0]
+    ev = guard.check("The restaurant is very interesting.", heard)
+    assert not ev.accepted and ev.phoneme_error > 0.5
+
+
+def test_text_without_evidence_is_rejected(guard):
+    assert not guard.check("hello there", []).accepted
+    assert guard.check("", []).accepted  # nothing said, nothing to withhold
+
+
+def test_edit_distance():
+    assert edit_distance(list("kitten"), list("sitting")) == 3
+    assert edit_distance([], list("abc")) == 3
+    assert edit_distance(["tʃ", "iː"], ["tʃ", "iː"]) == 0
+
+
+def test_guard_withholds_in_the_recognizer(tiny_bundle, jfk):
+    """The tiny model's text is random: with a guard, it is withheld, flagged and kept for inspection."""
+    from nim4asr_edge.recognizer import Recognizer, RecognizerOptions
+
+    opts = RecognizerOptions(guard=GuardOptions(max_phoneme_error=0.5), max_tokens_per_second=3.0)
+    with Recognizer(tiny_bundle, opts) as rec:
+        result = rec.transcribe(jfk[: 16000 * 3], sample_rate=16000)
+    (seg,) = result.segments
+    assert seg.withheld and seg.text == "" and result.text == ""
+    assert result.confidence is not None and result.confidence < 0.5
