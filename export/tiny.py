@@ -11,12 +11,15 @@ from typing import Literal
 
 import numpy as np
 
-from .checkpoint import BLANK, save_checkpoint
+from nim4asr_edge.hotwords.g2p import ENGLISH_INVENTORY
+
+from .checkpoint import save_checkpoint
 from .config import tiny_config
 
 __all__ = ["TINY_PHONEMES", "make_tiny_checkpoint"]
 
-TINY_PHONEMES = [BLANK, "|", "a", "e", "i", "o", "u", "n", "s", "t", "k", "m"]
+# The English eSpeak inventory, so hotword and guard paths run on tiny bundles exactly as on real ones.
+TINY_PHONEMES = list(ENGLISH_INVENTORY)
 
 
 def make_tiny_checkpoint(

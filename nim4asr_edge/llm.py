@@ -8,6 +8,8 @@ to fit ``n_batch``) and decodes greedily. Works for any decoder-only GGUF llama.
 
 from __future__ import annotations
 
+import codecs
+
 import dataclasses
 import logging
 import os
@@ -240,11 +242,15 @@ class LLMSession:
         self._check_ids([token], "token")
         return self._model.token_to_piece(int(token), special=special)
 
-    def detokenize(self, ids: Sequence[int], *, special: bool = False) -> str:
-        """Text of ``ids``: the pieces' bytes are joined first and decoded once (byte-level BPE splits characters)."""
+    def detokenize(self, ids: Sequence[int], *, special: bool = False, final: bool = True) -> str:
+        """Text of ``ids``: the pieces' bytes are joined first and decoded once (byte-level BPE splits characters).
+
+        ``final=False`` leaves out a trailing incomplete UTF-8 sequence (the rest of that character may come with
+        the next token), so the text of a prefix of ``ids`` is a prefix of the text of ``ids``.
+        """
         self._check_ids(ids, "ids")
         raw = b"".join(self._model.token_to_piece(int(t), special=special) for t in ids)
-        return raw.decode("utf-8", errors="replace")
+        return codecs.getincrementaldecoder("utf-8")(errors="replace").decode(raw, final=final)
 
     # decoding
     def clear(self) -> None:

@@ -235,7 +235,7 @@ class Recognizer:
         timings.encoder += time.perf_counter() - t
         hyp = ctc_greedy(out.phoneme_logprobs, self.inventory, self.blank)
         t = time.perf_counter()
-        all_hints = list(dict.fromkeys([*hints, *self._hotword_hints(hyp.symbols)]))
+        all_hints = list(dict.fromkeys([*hints, *(h.text for h in self.hotword_hits(hyp.symbols))]))
         timings.hotwords += time.perf_counter() - t
         budget = self.token_budget(duration)
         with self._lock:
@@ -256,10 +256,11 @@ class Recognizer:
         """Most tokens generated for ``seconds`` of audio (stops runaway output)."""
         return max(self.options.min_new_tokens, int(seconds * self.options.max_tokens_per_second))
 
-    def _hotword_hints(self, phonemes: Sequence[str]) -> list[str]:
+    def hotword_hits(self, phonemes: Sequence[str]) -> list:
+        """Hotwords found in a phoneme-CTC hypothesis, best first (empty without a hotword index)."""
         if self.hotwords is None or not phonemes or self.options.hotword_top_k == 0:
             return []
-        return [hit.text for hit in self.hotwords.search(phonemes, top_k=self.options.hotword_top_k)]
+        return self.hotwords.search(phonemes, top_k=self.options.hotword_top_k)
 
     def _options_dict(self) -> dict:
         opts = dataclasses.asdict(self.options)

@@ -103,6 +103,11 @@ class Stream:
         self._feats_done = 0  # feature frames of the utterance given to the streaming encoder
         self._utt_logprobs: list[np.ndarray] = []  # phoneme-CTC evidence of the utterance so far
         self._enc_state = None  # per-utterance caches of the streaming encoder graph (None: windowed mode)
+        self._hotwords = None
+        if recognizer.hotwords is not None:
+            from .hotwords import HotwordAccumulator
+
+            self._hotwords = HotwordAccumulator(recognizer.options.hotword_top_k)
         self._worker = threading.Thread(target=self._run, name="nim4asr-stream", daemon=True)
         self._worker.start()
 
@@ -225,6 +230,8 @@ class Stream:
         self._history.clear()
         self._feats_done = 0
         self._utt_logprobs = []
+        if self._hotwords is not None:
+            self._hotwords.reset()
         streaming = self._rec.streaming_encoder if self.options.use_streaming_graph else None
         self._enc_state = streaming.new_state() if streaming is not None else None
 
@@ -271,12 +278,13 @@ class Stream:
         o = self.options
         stable_ok = self._chunks >= o.unstable_chunks
         forced = self._prev_tokens[: max(0, len(self._prev_tokens) - o.rollback_tokens)] if stable_ok else ()
-        hyp = self._decoder.decode(self._hints(), self._rec.token_budget(n_samples / SAMPLE_RATE), forced)
+        symbols = self._ctc_symbols(self._utt_logprobs)
+        hyp = self._decoder.decode(self._hints(symbols), self._rec.token_budget(n_samples / SAMPLE_RATE), forced)
         self._chunks += 1
         self._prev_tokens = hyp.tokens
         keep = max(0, len(hyp.tokens) - o.rollback_tokens) if self._chunks > o.unstable_chunks else 0
-        stable = self._llm.detokenize(hyp.tokens[:keep]).strip()
-        text, _, withheld = self._rec.check_evidence(hyp.text, self._ctc_symbols(self._utt_logprobs))
+        stable = self._llm.detokenize(hyp.tokens[:keep], final=False).strip()
+        text, _, withheld = self._rec.check_evidence(hyp.text, symbols)
         if withheld:
             stable = ""
         self._emit("partial", text, stable, self._consumed, arrived, hyp.tokens)
@@ -291,8 +299,9 @@ class Stream:
         out = self._encode(audio)
         if out is not None:
             self._decoder.set_speech(out.audio_embeds)
-            hyp = self._decoder.decode(self._hints(), self._rec.token_budget(len(audio) / SAMPLE_RATE))
-            text, _, _ = self._rec.check_evidence(hyp.text, self._ctc_symbols([out.phoneme_logprobs]))
+            symbols = self._ctc_symbols([out.phoneme_logprobs])
+            hyp = self._decoder.decode(self._hints(symbols), self._rec.token_budget(len(audio) / SAMPLE_RATE))
+            text, _, _ = self._rec.check_evidence(hyp.text, symbols)
             tokens = hyp.tokens
         self._decoder.reset()
         self._emit("final", text, text, self._utt_start + len(audio), arrived, tokens)
@@ -321,8 +330,12 @@ class Stream:
             return ()
         return ctc_greedy(np.concatenate(logprobs), self._rec.inventory, self._rec.blank).symbols
 
-    def _hints(self) -> list[str]:
-        return list(self.hints)
+    def _hints(self, symbols: Sequence[str] = ()) -> list[str]:
+        """Explicit hints, then hotwords found in the utterance so far (accumulated, de-duplicated)."""
+        if self._hotwords is not None and symbols:
+            self._hotwords.add(self._rec.hotword_hits(symbols))
+        found = self._hotwords.hints() if self._hotwords is not None else []
+        return list(dict.fromkeys([*self.hints, *found]))
 
     def _emit(self, kind: str, text: str, stable: str, end_sample: int, arrived: float, tokens) -> None:
         self._outbox.put(

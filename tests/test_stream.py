@@ -150,3 +150,33 @@ def test_kv_cache_discipline(rec, jfk):
     partial_speech = [b[0] for b, _ in seen[:-1]]  # the last decode is the final's second pass
     assert all(b - a == 4 for a, b in zip(partial_speech, partial_speech[1:]))  # 4 audio tokens per 640 ms
     assert llm.n_past == decoder.n_prefix  # reset for the next utterance
+
+
+def test_hotwords_found_in_the_ctc_hypothesis_become_hints(tiny_bundle, jfk):
+    """A hotword whose pronunciation is in the model's phoneme hypothesis reaches the prompt. The tiny model's
+    phonemes are random, so the hotword is made from them: a short slice gives a one-word hypothesis."""
+    from nim4asr_edge.hotwords import HotwordIndex
+    from nim4asr_edge.hotwords.g2p import BaseG2P
+    from nim4asr_edge.phonemes import ctc_greedy
+
+    clip = jfk[int(0.3 * 16000) : int(1.3 * 16000)]
+    opts = RecognizerOptions(threads=1, max_tokens_per_second=2.0)
+    with Recognizer(tiny_bundle, opts) as plain:
+        out = plain.encoder.run(plain.frontend(clip).values)
+        pron = [s for s in ctc_greedy(out.phoneme_logprobs, plain.inventory).symbols if s != "|"]
+    assert 3 <= len(pron) <= 64, f"unusable hypothesis for this check: {pron}"
+
+    class OneWord(BaseG2P):
+        name = "dict:zorblax"
+
+        def _convert(self, text):
+            if text.lower() != "zorblax":
+                raise ValueError(f"no pronunciation for {text!r}")
+            return list(pron)
+
+    with HotwordIndex.from_words(["Zorblax"], g2p=OneWord(), inventory=plain.inventory) as index:
+        with Recognizer(tiny_bundle, opts, hotwords=index) as rec:
+            assert rec.transcribe(clip, sample_rate=16000).segments[0].hints == ("Zorblax",)
+            assert rec.transcribe(np.zeros(16000, np.float32), sample_rate=16000).segments[0].hints == ()
+            events = _run(rec, [(16000, jfk)])  # the streaming hint path runs on real hits too
+    assert any(e.kind == "final" for e in events)
