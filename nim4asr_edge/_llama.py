@@ -100,7 +100,29 @@ def decode_error(code: int, n_tokens: int, n_ctx: int) -> DecodeError:
     return DecodeError(f"llama.cpp decode failed with code {code} (fatal error; the context should be recreated)")
 
 
-class LlamaModel:
+class _Owner:
+    """Owns native handles through ``self._stack`` (an ExitStack): ``close()`` is idempotent, ``with`` closes,
+    ``__del__`` is a fallback only."""
+
+    _stack: ExitStack
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class LlamaModel(_Owner):
     """Owns one ``llama_model *``."""
 
     def __init__(
@@ -139,21 +161,6 @@ class LlamaModel:
     def register_child(self, close: Callable[[], None]) -> None:
         """Run ``close`` before this model is freed (contexts must go first)."""
         self._stack.callback(close)
-
-    def close(self) -> None:
-        self._stack.close()
-
-    def __enter__(self) -> "LlamaModel":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:  # fallback only; use close() or `with`
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def _live(self) -> Any:
         if self.model is None:
@@ -223,7 +230,7 @@ class LlamaModel:
         return int(_L.llama_vocab_eos(self.vocab))
 
 
-class LlamaContext:
+class LlamaContext(_Owner):
     """Owns one ``llama_context *`` created from a :class:`LlamaModel`; closes itself before the model."""
 
     def __init__(self, model: LlamaModel, params: Any) -> None:
@@ -250,21 +257,6 @@ class LlamaContext:
             _L.llama_free(self.ctx)
             self.ctx = None
             self.memory = None
-
-    def close(self) -> None:
-        self._stack.close()
-
-    def __enter__(self) -> "LlamaContext":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:  # fallback only
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def _live(self) -> Any:
         if self.ctx is None:
@@ -314,7 +306,7 @@ class LlamaContext:
         return np.ctypeslib.as_array(ptr, shape=(n_vocab,)).copy()
 
 
-class LlamaBatch:
+class LlamaBatch(_Owner):
     """Owns one ``llama_batch`` from ``llama_batch_init``: token ids (``n_embd == 0``) or embeddings."""
 
     def __init__(self, capacity: int, n_embd: int = 0, n_seq_max: int = 1) -> None:
@@ -344,21 +336,6 @@ class LlamaBatch:
             self._pos = self._n_seq = self._logits = self._embd = self._tok = None  # drop views before freeing
             _L.llama_batch_free(self.batch)
             self._alive = False
-
-    def close(self) -> None:
-        self._stack.close()
-
-    def __enter__(self) -> "LlamaBatch":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:  # fallback only
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def _fill_common(self, n: int, pos0: int, output_last: bool) -> None:
         if not self._alive:

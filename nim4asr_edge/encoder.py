@@ -180,7 +180,29 @@ def _check_features(features: np.ndarray, n_mels: int, where: str = "") -> None:
         raise AudioError(f"features{where} contain NaN or infinity; check the audio and the frontend")
 
 
-class EncoderSession:
+class _OrtSession:
+    """Lifetime of one onnxruntime session: ``close()`` (idempotent) releases it; usable as a context manager."""
+
+    path: Path
+    _session: object
+
+    def _live(self):
+        if self._session is None:
+            raise RuntimeError(f"{type(self).__name__}({self.path}) is closed")
+        return self._session
+
+    def close(self) -> None:
+        """Release the onnxruntime session (idempotent); a closed session refuses further runs."""
+        self._session = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+class EncoderSession(_OrtSession):
     """An onnxruntime session over an offline encoder graph; use as a context manager (or call ``close``).
 
     Raises ``BundleError`` when the file is missing, cannot be loaded, or its inputs/outputs are not the
@@ -324,23 +346,6 @@ class EncoderSession:
         _check_features(features, self._n_mels, where)
         return np.ascontiguousarray(features)
 
-    # -- lifetime ---------------------------------------------------------------------------------------------
-
-    def _live(self):
-        if self._session is None:
-            raise RuntimeError(f"EncoderSession({self.path}) is closed")
-        return self._session
-
-    def close(self) -> None:
-        """Release the onnxruntime session (idempotent)."""
-        self._session = None
-
-    def __enter__(self) -> "EncoderSession":
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         state = "closed" if self._session is None else f"n_mels={self._n_mels}, llm_hidden={self._llm_hidden}"
         return f"EncoderSession({str(self.path)!r}, {state})"
@@ -386,7 +391,7 @@ class StreamingEncoderState:
                 f"pending={self._pending.shape[0]}, finished={self.finished})")
 
 
-class StreamingEncoderSession:
+class StreamingEncoderSession(_OrtSession):
     """An onnxruntime session over a streaming (cache-carrying) encoder graph; many streams share one session.
 
     The graph (docs/FORMAT.md, "Encoder ONNX graph (streaming)") encodes one chunk of ``chunk_frames`` feature
@@ -619,23 +624,6 @@ class StreamingEncoderSession:
             n_frames=n_frames,
             elapsed_s=sum(o.elapsed_s for o in outs),
         )
-
-    # -- lifetime ---------------------------------------------------------------------------------------------
-
-    def _live(self):
-        if self._session is None:
-            raise RuntimeError(f"StreamingEncoderSession({self.path}) is closed")
-        return self._session
-
-    def close(self) -> None:
-        """Release the onnxruntime session (idempotent); states made by it can no longer step."""
-        self._session = None
-
-    def __enter__(self) -> "StreamingEncoderSession":
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self._session is None else (
