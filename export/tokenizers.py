@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from nim4asr_edge.errors import CheckpointError, MissingDependencyError
+from nim4asr_edge.errors import CheckpointError, require
 
 __all__ = [
     "SPECIAL_TOKENS",
@@ -41,14 +41,7 @@ TokenizerKind = Literal["sentencepiece", "bpe"]
 
 
 def _require(module: str) -> Any:
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise MissingDependencyError(
-            f"'{module}' is not installed; install it with: pip install 'nim4asr-edge[export]'"
-        ) from exc
+    return require(module, "export")
 
 
 # Word lists for a deterministic, unicode-heavy training corpus (accents, CJK, emoji, digits, punctuation).

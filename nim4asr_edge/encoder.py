@@ -195,6 +195,29 @@ class _OrtSession:
         """Release the onnxruntime session (idempotent); a closed session refuses further runs."""
         self._session = None
 
+    # Graph facts read by the subclasses' contract checks.
+    _n_mels: int
+    _llm_hidden: int
+    _n_phonemes: int
+
+    @property
+    def n_mels(self) -> int:
+        return self._n_mels
+
+    @property
+    def llm_hidden(self) -> int:
+        return self._llm_hidden
+
+    @property
+    def n_phonemes(self) -> int:
+        return self._n_phonemes
+
+    @property
+    def providers(self) -> list[str]:
+        """The execution providers onnxruntime actually uses, in priority order."""
+        return list(self._live().get_providers())
+
+
     def __enter__(self):
         return self
 
@@ -255,23 +278,6 @@ class EncoderSession(_OrtSession):
         )
 
     # -- properties -------------------------------------------------------------------------------------------
-
-    @property
-    def n_mels(self) -> int:
-        return self._n_mels
-
-    @property
-    def llm_hidden(self) -> int:
-        return self._llm_hidden
-
-    @property
-    def n_phonemes(self) -> int:
-        return self._n_phonemes
-
-    @property
-    def providers(self) -> list[str]:
-        """The execution providers onnxruntime actually uses, in priority order."""
-        return list(self._live().get_providers())
 
     # -- running ----------------------------------------------------------------------------------------------
 
@@ -471,18 +477,6 @@ class StreamingEncoderSession(_OrtSession):
     # -- properties -------------------------------------------------------------------------------------------
 
     @property
-    def n_mels(self) -> int:
-        return self._n_mels
-
-    @property
-    def llm_hidden(self) -> int:
-        return self._llm_hidden
-
-    @property
-    def n_phonemes(self) -> int:
-        return self._n_phonemes
-
-    @property
     def chunk_frames(self) -> int:
         """Feature frames (10 ms) per chunk: 64 = 640 ms."""
         return STEM_STRIDE * self._chunk_enc
@@ -504,10 +498,6 @@ class StreamingEncoderSession(_OrtSession):
     @property
     def left_chunks(self) -> int:
         return self.cache_frames // self._chunk_enc
-
-    @property
-    def providers(self) -> list[str]:
-        return list(self._live().get_providers())
 
     # -- streams ----------------------------------------------------------------------------------------------
 
