@@ -325,7 +325,7 @@ def test_graph_breaking_the_contract_raises_bundle_error(tmp_path):
     wrong_dtype = _identity_graph(tmp_path / "dtype.onnx", [feats, ("feature_lengths", i32, ["b"])], outs(i32))
     with pytest.raises(BundleError, match="does not match the nim4asr-bundle v1 contract"):
         EncoderSession(wrong_dtype)
-    # Right names and types but lengths that ignore the subsampling formula: caught on the first run.
+    # Right names and types but lengths that do not subsample: caught on the first run.
     wrong_lengths = _identity_graph(tmp_path / "len.onnx", [feats, ("feature_lengths", i64, ["b"])], outs(i64))
     with EncoderSession(wrong_lengths) as s:
         with pytest.raises(BundleError, match="does not match the nim4asr-bundle v1 contract"):
