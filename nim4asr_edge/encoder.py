@@ -88,6 +88,7 @@ class EncoderOptions:
     providers: tuple[str, ...] = ("CPUExecutionProvider",)  # in priority order; absent ones are skipped (logged)
     graph_optimization_level: str = "all"  # "disable" | "basic" | "extended" | "all"
     enable_mem_arena: bool = True  # onnxruntime's CPU arena: faster repeated runs, memory kept between runs
+    allow_spinning: bool = False  # busy-wait between ops: a little faster alone, much slower beside other load
     log_severity_level: int = 3  # onnxruntime's own log: 0 verbose, 1 info, 2 warning, 3 error, 4 fatal
 
     def __post_init__(self) -> None:
@@ -155,6 +156,7 @@ def _open_session(path: Path, opts: EncoderOptions):
         "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
     }[opts.graph_optimization_level]
     so.enable_cpu_mem_arena = opts.enable_mem_arena
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if opts.allow_spinning else "0")
     so.log_severity_level = opts.log_severity_level
     providers = _resolve_providers(opts.providers, ort.get_available_providers())
     try:
