@@ -110,6 +110,7 @@ class Recognizer:
             self.close()
             raise BundleError(message)
         self.decoder = PromptedDecoder(self.llm, self.prompt)  # the static prefix is evaluated once, here
+        self._owned: list = []  # objects the recognizer created and must close
         self.hotwords = self._open_hotwords(hotwords)
         self.guard = self._make_guard()
         self._streaming_encoder: StreamingEncoderSession | None = None
@@ -149,7 +150,13 @@ class Recognizer:
         if isinstance(hotwords, (str, bytes)):
             raise TypeError("hotwords must be a HotwordIndex or a list of strings, not a single string")
         g2p = get_g2p(self.bundle.manifest.phonemes.get("g2p", "espeak-ng:en-us"))
-        return HotwordIndex.from_words(list(hotwords), g2p=g2p, inventory=self.inventory)
+        index = HotwordIndex.from_words(list(hotwords), g2p=g2p, inventory=self.inventory)
+        self._owned.append(index)  # its temporary directory goes when the recognizer closes
+        report = index.import_report
+        if report is not None and report.skipped:
+            log.warning("hotwords: %s; skipped: %s", report.summary(),
+                        "; ".join(f"{s.text!r} ({s.reason})" for s in report.skipped[:10]))
+        return index
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -158,6 +165,9 @@ class Recognizer:
             if obj is not None:
                 obj.close()
                 setattr(self, name, None)
+        for obj in getattr(self, "_owned", ()):
+            obj.close()
+        self._owned = []
 
     def __enter__(self) -> "Recognizer":
         return self

@@ -53,3 +53,18 @@ def test_guard_withholds_in_the_recognizer(tiny_bundle, jfk):
     (seg,) = result.segments
     assert seg.withheld and seg.text == "" and result.text == ""
     assert result.confidence is not None and result.confidence < 0.5
+
+
+def test_plain_hotword_list_reports_skips_and_cleans_up(tiny_bundle, caplog):
+    import logging
+
+    from nim4asr_edge.recognizer import Recognizer
+
+    with caplog.at_level(logging.WARNING, logger="nim4asr_edge.recognizer"):
+        rec = Recognizer(tiny_bundle, hotwords=["Ada Lovelace", "北京", "Ada Lovelace"])
+    index = rec.hotwords
+    assert index.stats()["entries"] == 1
+    assert "北京" in caplog.text  # skipped entries are reported, never silently lost
+    tmp = index.directory
+    rec.close()
+    assert not tmp.exists()  # the recognizer's temporary index is removed with it
