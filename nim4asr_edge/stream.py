@@ -263,7 +263,9 @@ class Stream:
         total = 0 if n < win else 1 + (n - win) // hop
         if total <= self._feats_done:
             return
-        audio = self._utt_audio()[self._feats_done * hop :]
+        start = self._feats_done * hop  # only the audio the new frames need (no re-concatenating the utterance)
+        first = start // FRAME
+        audio = np.concatenate(self._utt[first:])[start - first * FRAME :]
         feats = frontend(audio).values[: total - self._feats_done]
         self._feats_done = total
         out = self._rec.streaming_encoder.accept(self._enc_state, feats)
