@@ -12,7 +12,6 @@ import platform
 import statistics
 import time
 
-import numpy as np
 
 from nim4asr_edge.audio import load_audio
 from nim4asr_edge.bundle import Bundle

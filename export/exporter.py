@@ -127,7 +127,7 @@ def export_bundle(
             )
             streaming = streaming_manifest_entry(model, chunk, left, stream_files)
             streaming["default"] = "int8" if "int8" in stream_files else "fp32"
-        del model
+        model = None  # free the encoder before the LLM is written
 
         say(f"writing LLM GGUF ({base_type}) with its tokenizer")
         llm_state = {k[len("llm."):]: v for k, v in state.items() if k.startswith("llm.")}
