@@ -84,7 +84,6 @@ def export_encoder_onnx(
     (fp32 parity ~5e-7 either way); this one names the output axes as declared (``tokens``, ``enc_frames``; the
     dynamo exporter writes symbolic expressions there), exports in half the time and needs no shape constraints.
     """
-    import onnx
 
     graph = _as_graph(model_or_graph)
     cfg_mels = graph.cfg.encoder.n_mels
@@ -97,33 +96,11 @@ def export_encoder_onnx(
     if external_data is None:
         external_data = _weight_bytes(graph) > EXTERNAL_DATA_THRESHOLD_BYTES
 
-    was_training = graph.training
-    graph.eval()
     # Two items of different lengths so that no length is specialised into the graph.
     features = torch.randn(2, example_frames, n_mels, generator=torch.Generator().manual_seed(0))
     lengths = torch.tensor([example_frames, example_frames - 37], dtype=torch.int64)
-    with tempfile.TemporaryDirectory(prefix=".onnx-export-", dir=out_path.parent) as tmp:
-        # For >2 GB models the exporter writes one file per tensor beside the graph: keep them in a scratch dir.
-        tmp_path = Path(tmp) / "encoder.onnx"
-        try:
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # TracerWarnings and the legacy exporter's deprecation notice
-                torch.onnx.export(
-                    graph,
-                    (features, lengths),
-                    str(tmp_path),
-                    input_names=list(ENCODER_INPUT_NAMES),
-                    output_names=list(ENCODER_OUTPUT_NAMES),
-                    dynamic_axes=_DYNAMIC_AXES,
-                    opset_version=opset,
-                    do_constant_folding=True,
-                    dynamo=False,
-                )
-        except Exception as exc:  # the exporter raises many types
-            raise ExportError(f"ONNX export of the encoder failed: {exc}") from exc
-        finally:
-            graph.train(was_training)
-        proto = onnx.load(str(tmp_path), load_external_data=True)
+    proto = _trace(graph, (features, lengths), ENCODER_INPUT_NAMES, ENCODER_OUTPUT_NAMES, _DYNAMIC_AXES, opset,
+                   out_path.parent, "encoder")
     _save(proto, out_path, external_data)
     del proto
     logger.info("exported encoder graph to %s (opset %d, external data: %s)", out_path, opset, external_data)
@@ -167,28 +144,8 @@ def export_streaming_encoder_onnx(
     features = torch.randn(1, graph.window_frames, n_mels, generator=gen)
     caches = [torch.randn(shape, generator=gen) for shape in graph.cache_shapes().values()]
     inputs = (features, torch.tensor([graph.window_frames]), torch.tensor([2 * chunk_frames]), *caches)
-    was_training = model.training
-    model.eval()
-    with tempfile.TemporaryDirectory(prefix=".onnx-export-", dir=out_path.parent) as tmp:
-        tmp_path = Path(tmp) / "encoder.stream.onnx"
-        try:
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(
-                    graph,
-                    inputs,
-                    str(tmp_path),
-                    input_names=list(STREAM_INPUT_NAMES),
-                    output_names=list(STREAM_OUTPUT_NAMES),
-                    opset_version=opset,
-                    do_constant_folding=True,
-                    dynamo=False,
-                )
-        except Exception as exc:  # the exporter raises many types
-            raise ExportError(f"ONNX export of the streaming encoder failed: {exc}") from exc
-        finally:
-            model.train(was_training)
-        proto = onnx.load(str(tmp_path), load_external_data=True)
+    proto = _trace(graph, inputs, STREAM_INPUT_NAMES, STREAM_OUTPUT_NAMES, None, opset, out_path.parent,
+                   "streaming encoder")
     geometry = streaming_manifest_entry(model, chunk_frames, left_chunks)
     props = {"nim4asr.graph": "encoder-streaming"}
     props.update({f"nim4asr.{k}": str(v) for k, v in geometry.items() if k != "files"})
@@ -222,6 +179,37 @@ def streaming_manifest_entry(
         "cache_encoder_frames": chunk_frames * left_chunks,
     })
     return entry
+
+
+def _trace(module: torch.nn.Module, inputs: tuple, input_names, output_names, dynamic_axes, opset: int,
+           scratch_dir: Path, what: str):
+    """Trace ``module`` (in eval mode, restored afterwards) with the legacy exporter and load the ONNX proto."""
+    import onnx
+
+    was_training = module.training
+    module.eval()
+    # For >2 GB models the exporter writes one file per tensor beside the graph: keep them in a scratch dir.
+    with tempfile.TemporaryDirectory(prefix=".onnx-export-", dir=scratch_dir) as tmp:
+        tmp_path = Path(tmp) / "graph.onnx"
+        try:
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # TracerWarnings and the legacy exporter's deprecation notice
+                torch.onnx.export(
+                    module,
+                    inputs,
+                    str(tmp_path),
+                    input_names=list(input_names),
+                    output_names=list(output_names),
+                    dynamic_axes=dynamic_axes,
+                    opset_version=opset,
+                    do_constant_folding=True,
+                    dynamo=False,
+                )
+        except Exception as exc:  # the exporter raises many types
+            raise ExportError(f"ONNX export of the {what} failed: {exc}") from exc
+        finally:
+            module.train(was_training)
+        return onnx.load(str(tmp_path), load_external_data=True)
 
 
 def _save(proto, out_path: Path, external_data: bool) -> None:
