@@ -109,6 +109,11 @@ class LLMSession:
         o = self.options
         self.path = Path(path)
         self._owns_model = _model is None  # a fork() shares its parent's weights and must not free them
+        if o.n_gpu_layers != 0 and _model is None and not _llama._L.llama_supports_gpu_offload():
+            log.warning(
+                "n_gpu_layers=%d ignored: this llama.cpp build has no GPU support (see the README's GPU install)",
+                o.n_gpu_layers,
+            )
         if _model is None:
             if not self.path.is_file():
                 raise BundleError(f"LLM GGUF {self.path} not found; check the bundle directory")

@@ -6,6 +6,7 @@ and run through ``nim4asr_edge.llm.LLMSession`` with audio-style embeddings betw
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import logging
@@ -492,3 +493,14 @@ def test_llama_arch_gguf_smollm2() -> None:
     assert text_only.tokens and with_audio.tokens
     assert with_audio.n_prompt == text_only.n_prompt + 4
     assert "paris" in text_only.text.lower()
+
+
+def test_gpu_layers_on_a_cpu_build_are_reported(tiny_spm, caplog):
+    import llama_cpp.llama_cpp as L
+
+    if L.llama_supports_gpu_offload():
+        pytest.skip("this llama.cpp build has GPU support; the warning is for CPU-only builds")
+    with caplog.at_level(logging.WARNING, logger="nim4asr_edge.llm"):
+        with LLMSession(tiny_spm.f32, dataclasses.replace(EXACT, n_gpu_layers=-1)):
+            pass
+    assert "n_gpu_layers=-1 ignored" in caplog.text
