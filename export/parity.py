@@ -11,8 +11,11 @@ __all__ = ["TorchReference", "torch_greedy"]
 
 
 def torch_greedy(llm, prefix_ids: Sequence[int], audio_embeds, suffix_ids: Sequence[int], max_new_tokens: int,
-                 stop_ids: Sequence[int] = ()) -> list[int]:
-    """Greedy decoding of a transformers causal LM on ``embed(prefix) ++ audio_embeds ++ embed(suffix)``."""
+                 stop_ids: Sequence[int] = (), step_logits: list[np.ndarray] | None = None) -> list[int]:
+    """Greedy decoding of a transformers causal LM on ``embed(prefix) ++ audio_embeds ++ embed(suffix)``.
+
+    ``step_logits``: a list that receives each step's logits (float32 numpy) when given.
+    """
     import inspect
 
     import torch
@@ -27,7 +30,10 @@ def torch_greedy(llm, prefix_ids: Sequence[int], audio_embeds, suffix_ids: Seque
         out = llm(inputs_embeds=x, use_cache=True)
         tokens: list[int] = []
         for _ in range(max_new_tokens):
-            nxt = int(out.logits[0, -1].argmax())
+            last = out.logits[0, -1]
+            if step_logits is not None:
+                step_logits.append(last.float().numpy().copy())
+            nxt = int(last.argmax())
             if nxt in stop_ids:
                 break
             tokens.append(nxt)

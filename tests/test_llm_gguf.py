@@ -27,6 +27,7 @@ from nim4asr_edge.llm import Generation, LLMOptions, LLMSession, replace_options
 from nim4asr_export.config import tiny_config  # noqa: E402
 from nim4asr_export.gguf_export import write_llm_gguf  # noqa: E402
 from nim4asr_export.llama_quantize import quantize_gguf  # noqa: E402
+from nim4asr_export.parity import torch_greedy  # noqa: E402
 from nim4asr_export.tokenizers import (  # noqa: E402
     SPECIAL_TOKENS,
     SourceTokenizer,
@@ -67,17 +68,9 @@ class Tiny:
 
 
 def _torch_greedy(model, prefix: list[int], audio: np.ndarray, suffix: list[int], n: int):
-    """Greedy decode with inputs_embeds = embed(prefix) ++ audio ++ embed(suffix) (full recompute, fp32)."""
-    with torch.no_grad():
-        emb = model.model.embed_tokens.weight
-        x = torch.cat([emb[prefix], torch.from_numpy(audio), emb[suffix]])[None]
-        toks, logits = [], []
-        for _ in range(n):
-            out = model(inputs_embeds=x).logits[0, -1]
-            logits.append(out.numpy().copy())
-            k = int(out.argmax())
-            toks.append(k)
-            x = torch.cat([x, emb[k][None, None]], 1)
+    """Greedy decode with inputs_embeds = embed(prefix) ++ audio ++ embed(suffix) (fp32): (tokens, [n, vocab] logits)."""
+    logits: list[np.ndarray] = []
+    toks = torch_greedy(model, prefix, audio, suffix, n, step_logits=logits)
     return toks, np.stack(logits)
 
 
