@@ -175,7 +175,8 @@ def w_encoder(a: dict) -> dict:
 def _llm_opts(a: dict, **kw):
     from nim4asr_edge.llm import LLMOptions
 
-    base = {"n_threads": a["threads"], "n_threads_batch": a["threads"], "n_ctx": 2048, "use_mmap": True}
+    base = {"n_threads": a["threads"], "n_threads_batch": a["threads"], "n_ctx": 2048, "use_mmap": True,
+            "n_gpu_layers": a.get("n_gpu_layers", 0), "extra_buffers": a.get("extra_buffers")}
     base.update(kw)
     return LLMOptions(**base)
 
@@ -220,8 +221,7 @@ def w_llm(a: dict) -> dict:
     from nim4asr_edge.llm import LLMSession
     from nim4asr_edge.prompt import NIM4_PROMPT
 
-    bundle = _bundle(Path(a["cache"]))
-    path = bundle.llm_path(a["llm"])
+    path = Path(a["gguf"]) if a.get("gguf") else _bundle(Path(a["cache"])).llm_path(a["llm"])
     o = _llm_opts(a)
     t = time.perf_counter()
     ours = LLMSession(path, o)
@@ -243,7 +243,7 @@ def w_llm(a: dict) -> dict:
         same = same and t_ours == t_raw
     res = {"file": path.name, "file_gb": _r(path.stat().st_size / 1e9, 3), "options": {
         k: getattr(o, k) for k in ("n_threads", "n_ctx", "n_batch", "n_ubatch", "flash_attn", "type_k", "type_v",
-                                   "use_mmap")} | {"extra_buffers": o.resolved_extra_buffers()},
+                                   "use_mmap", "n_gpu_layers")} | {"extra_buffers": o.resolved_extra_buffers()},
         "load_s": _r(load_ours, 3), "raw_load_s": _r(load_raw, 3), "prefill_tokens": a["prefill"],
         "prefix_tokens": len(prefix), "decode_tokens": a["decode"], "runs": a["reps"],
         "same_tokens_as_raw": same}
