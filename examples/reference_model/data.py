@@ -33,7 +33,24 @@ def load_split(split: str, skip: set[str] | None = None) -> tuple[list[Clip], se
         for f, m, w in zip(d["feats"], d["meta"], d.get("wav") or [None] * len(d["feats"])):
             clips.append(Clip(f, m, w))
         seen.add(path)
+    _renormalise_phonemes(clips)
     return clips, seen
+
+
+def _renormalise_phonemes(clips: list[Clip]) -> None:
+    """Re-derive CTC targets written with symbols outside the runtime inventory (clips generated while only the
+    recipe's fallback G2P was importable keep eSpeak's ``ɑːɹ``-style symbols; the runtime G2P splits them)."""
+    try:
+        from nim4asr_edge.hotwords.g2p import ENGLISH_INVENTORY, get_g2p  # type: ignore
+    except ImportError:
+        return
+    known = set(ENGLISH_INVENTORY)
+    stale = [c for c in clips if any(p not in known for p in c.meta.get("phonemes", []))]
+    if stale:
+        g2p = get_g2p("espeak-ng:en-us")
+        for c, ph in zip(stale, g2p.phonemize([c.meta["text"] for c in stale])):
+            c.meta["phonemes"] = ph
+        log.info("re-derived phonemes of %d clips with the runtime G2P", len(stale))
 
 
 def build_inventory(seqs: list[list[str]]) -> list[str]:

@@ -3,10 +3,10 @@
     cd examples && nohup nice -n 5 python -m reference_model.recipe > /work/refmodel_work/recipe.log 2>&1 &
 
 Stages (each skips work already on disk, so a rerun resumes):
-  1. datagen: eval_clean / eval_noisy / eval_empty, and ``--train-clips`` training clips in ``--workers``
-     processes (1 torch thread each);
-  2. train: starts once ``--min-train-clips`` exist, picks up new shards every epoch; datagen is stopped
-     ``--datagen-minutes`` after the start so the trainer gets the CPU for the rest of its budget;
+  1. datagen: eval_clean / eval_noisy / eval_empty, and up to ``--train-clips`` training clips in ``--workers``
+     processes (1 torch thread each), stopped after ``--datagen-minutes``;
+  2. train: the adaptor alone against the frozen LLM, with the whole machine (training beside data generation ran
+     2-30x slower on 2 cores: the first session's lesson);
   3. train_ctc (the phoneme head alone, minutes) and export: encoder.onnx / encoder.int8.onnx / glue.pt / phonemes.txt / bundle_info.json in artifacts/;
   4. evaluate: JSON to artifacts/eval.json and WORK/eval.json.
 """
@@ -38,9 +38,9 @@ def main():
     ap.add_argument("--train-clips", type=int, default=9000)
     ap.add_argument("--eval-clips", type=int, default=120)
     ap.add_argument("--min-train-clips", type=int, default=1500)
-    ap.add_argument("--datagen-minutes", type=float, default=60.0, help="stop training-data generation after this")
-    ap.add_argument("--train-minutes", type=float, default=70.0)
-    ap.add_argument("--ctc-minutes", type=float, default=14.0)
+    ap.add_argument("--datagen-minutes", type=float, default=35.0, help="stop training-data generation after this")
+    ap.add_argument("--train-minutes", type=float, default=60.0)
+    ap.add_argument("--ctc-minutes", type=float, default=10.0)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     WORK.mkdir(parents=True, exist_ok=True)
@@ -56,17 +56,17 @@ def main():
     for k in range(1, args.workers):
         procs.append(_spawn(["reference_model.datagen", "--split", "train", "--worker", str(k), "--workers",
                              str(args.workers), "--count", str(args.train_clips), *seed], WORK / f"datagen_{k}.log"))
+    while any(p.poll() is None for p in procs) and time.time() - t0 < args.datagen_minutes * 60:
+        time.sleep(15)
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()  # our own children only; shards are written atomically
+    for p in procs:
+        p.wait()
+    log.info("datagen stopped after %.1f min", (time.time() - t0) / 60)
     trainer = _spawn(["reference_model.train", "--minutes", str(args.train_minutes), "--min-train-clips",
                       str(args.min_train_clips), *seed], WORK / "train.log")
-    stopped = False
-    while trainer.poll() is None:
-        time.sleep(30)
-        if not stopped and time.time() - t0 > args.datagen_minutes * 60:
-            for p in procs:
-                if p.poll() is None:
-                    p.terminate()  # our own children only; shards are written atomically
-            stopped = True
-            log.info("datagen stopped after %.1f min", (time.time() - t0) / 60)
+    trainer.wait()
     if trainer.returncode != 0:
         raise SystemExit(f"training failed (exit {trainer.returncode}); see {WORK / 'train.log'}")
     # the joint run's last checkpoint (its "best" is picked on 10+10 clips); then the CTC head trained alone

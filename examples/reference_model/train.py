@@ -40,7 +40,9 @@ def main():
     ap.add_argument("--warmup", type=int, default=30)
     ap.add_argument("--batch", type=int, default=12)
     ap.add_argument("--max-frames", type=int, default=12 * 320, help="padded encoder frames per batch")
-    ap.add_argument("--ctc-weight", type=float, default=0.5)
+    ap.add_argument("--ctc-weight", type=float, default=0.0,
+                    help="joint CTC loss weight; 0 = train the adaptor alone (the CTC head is trained by train_ctc)")
+    ap.add_argument("--ctc-init", default="", help="load the CTC head from a train_ctc checkpoint (ctc_best.pt)")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--eval-minutes", type=float, default=30.0)
@@ -88,6 +90,12 @@ def main():
         glue.load_state_dict(ck["state"])
         log.info("initialised from %s (step %s)", args.init_from, ck.get("step"))
     else:
+        if args.ctc_init:
+            ck = torch.load(args.ctc_init, map_location="cpu", weights_only=False)
+            if ck["inventory"] != inventory:
+                raise SystemExit(f"{args.ctc_init}: phoneme inventory differs from this run")
+            glue.ctc_head.load_state_dict(ck["state"])
+            log.info("CTC head from %s (%s)", args.ctc_init, ck.get("eval"))
         with torch.no_grad():  # start the adaptor output at the scale of the LLM's token embeddings
             emb_std = float(llm.get_input_embeddings().weight.std())
             glue.adaptor.fc2.weight.mul_(emb_std / 0.05)
@@ -97,7 +105,12 @@ def main():
     log.info("glue params %d (ctc %d, adaptor %d); train clips %d; config %s", n_params,
              sum(p.numel() for p in glue.ctc_head.parameters()), sum(p.numel() for p in glue.adaptor.parameters()),
              len(train), json.dumps(vars(args)))
-    opt = torch.optim.AdamW(glue.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.98))
+    # A joint run shares one clipping budget between two very different losses and starved the CTC head (first
+    # session); with --ctc-weight 0 the head stays as loaded and only the adaptor trains.
+    train_ctc_head = args.ctc_weight > 0
+    glue.ctc_head.requires_grad_(train_ctc_head)
+    opt = torch.optim.AdamW([p for p in glue.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.01,
+                            betas=(0.9, 0.98))
 
     def lr_at(step):
         """Linear warm-up, then cosine to 5 % over the wall-clock budget (the machine is shared, so the number of
@@ -145,15 +158,20 @@ def main():
             emb = glue.adaptor(x)
             audio = [emb[b, : math.ceil(int(lens[b]) / cfg.stack)] for b in range(len(feats))]
             llm_loss, n_tok = sllm.loss(audio, hints, texts)
-            logp = F.log_softmax(glue.ctc_head(x).float(), dim=-1)
-            ctc = F.ctc_loss(logp.transpose(0, 1), torch.cat(tg) if tg else torch.zeros(0, dtype=torch.long), lens,
-                             torch.tensor(tl), blank=0, reduction="mean", zero_infinity=True)
-            loss = llm_loss + args.ctc_weight * ctc
+            if train_ctc_head:
+                logp = F.log_softmax(glue.ctc_head(x).float(), dim=-1)
+                ctc = F.ctc_loss(logp.transpose(0, 1), torch.cat(tg) if tg else torch.zeros(0, dtype=torch.long),
+                                 lens, torch.tensor(tl), blank=0, reduction="mean", zero_infinity=True)
+                loss = llm_loss + args.ctc_weight * ctc
+            else:
+                ctc, loss = torch.zeros(()), llm_loss
             for gp in opt.param_groups:
                 gp["lr"] = lr_at(step)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            gn = torch.nn.utils.clip_grad_norm_(glue.parameters(), 1.0)
+            gn = torch.nn.utils.clip_grad_norm_(glue.adaptor.parameters(), 1.0)
+            if train_ctc_head:
+                torch.nn.utils.clip_grad_norm_(glue.ctc_head.parameters(), 1.0)
             opt.step()
             step += 1
             hist["loss"].append(float(llm_loss))
