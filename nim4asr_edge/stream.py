@@ -323,7 +323,8 @@ class Stream:
         if len(audio) < self._rec.frontend.min_samples():
             return None
         try:
-            return self._rec.encoder.run(self._rec.frontend(audio).values)
+            feats = self._rec.frontend(audio)
+            return self._rec.encoder.run(feats.values, n_valid=feats.n_valid)
         except AudioError:
             return None
 

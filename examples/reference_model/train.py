@@ -49,6 +49,9 @@ def main():
     ap.add_argument("--ckpt-minutes", type=float, default=4.0)
     ap.add_argument("--eval-limit", type=int, default=10)
     ap.add_argument("--min-train-clips", type=int, default=600)
+    ap.add_argument("--stack", type=int, default=4,
+                    help="encoder frames per audio token (4: 12.5 Hz; 8 = 6.25 Hz did not align within 420 steps)")
+    ap.add_argument("--max-clip-seconds", type=float, default=12.0, help="skip longer training clips (speed)")
     ap.add_argument("--out", default=str(WORK / "ckpt"))
     ap.add_argument("--init-from", default="", help="start from these glue weights (a glue_*.pt checkpoint)")
     args = ap.parse_args()
@@ -80,7 +83,8 @@ def main():
     log.info("inventory %d symbols: %s", len(inventory), " ".join(inventory))
     (out / "phonemes.txt").write_text("\n".join(inventory) + "\n")
 
-    cfg = GlueConfig(n_phonemes=len(inventory))
+    train = [c for c in train if c.meta["seconds"] <= args.max_clip_seconds]
+    cfg = GlueConfig(n_phonemes=len(inventory), stack=args.stack)
     glue = Glue(cfg)
     tok, llm = load_llm(smollm_gguf())
     if args.init_from:
@@ -132,7 +136,7 @@ def main():
     while not done:
         if epoch > 0:  # pick up shards written since
             more, new_seen = load_split("train", skip=seen)
-            train += more
+            train += [c for c in more if c.meta["seconds"] <= args.max_clip_seconds]
             seen |= new_seen
         lengths = [c.feat.shape[0] for c in train]
         batches = make_batches(lengths, r, args.batch, args.max_frames)
