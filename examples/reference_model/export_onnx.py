@@ -15,7 +15,6 @@ Writes ``artifacts/encoder.onnx``, ``artifacts/encoder.int8.onnx`` (dynamic int8
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import time
@@ -52,11 +51,9 @@ class EncoderGraph(nn.Module):
 
 
 def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for b in iter(lambda: f.read(1 << 20), b""):
-            h.update(b)
-    return h.hexdigest()
+    from nim4asr_edge.manifest import sha256_file
+
+    return sha256_file(path)
 
 
 def main():
