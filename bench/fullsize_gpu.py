@@ -29,8 +29,11 @@ def _log(msg: str) -> None:
     print(f"[fullsize-gpu {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def build_llm(work: Path, threads: int, seed: int = 0, small: bool = False, f16_only: bool = False) -> dict[str, Path]:
+def build_llm(work: Path, threads: int, seed: int = 0, small: bool = False, f16_only: bool = False,
+              tokenizer: Path | None = None) -> dict[str, Path]:
     """F16 GGUF of the full config's LLM with random weights, quantised to Q4_K_M and Q8_0 (cached in ``work``).
+
+    ``tokenizer``: an existing ``tokenizer.json`` (else a byte-level BPE is trained, as bench/fullsize_build does).
 
     ``f16_only`` stops after the F16 file (it needs no llama.cpp, so it can run while llama.cpp is being built)."""
     work.mkdir(parents=True, exist_ok=True)
@@ -39,7 +42,7 @@ def build_llm(work: Path, threads: int, seed: int = 0, small: bool = False, f16_
     if all(p.is_file() for p in out.values()):
         return out
     if not f16.is_file():
-        _write_f16(f16, seed, small)
+        _write_f16(f16, seed, small, tokenizer)
     if f16_only:
         return {"f16": f16}
     from nim4asr_export.llama_quantize import quantize_gguf
@@ -52,7 +55,7 @@ def build_llm(work: Path, threads: int, seed: int = 0, small: bool = False, f16_
     return out
 
 
-def _write_f16(f16: Path, seed: int, small: bool) -> None:
+def _write_f16(f16: Path, seed: int, small: bool, tokenizer: Path | None) -> None:
     import torch
     from nim4asr_export.config import full_config, tiny_config
     from nim4asr_export.gguf_export import write_llm_gguf
@@ -61,8 +64,7 @@ def _write_f16(f16: Path, seed: int, small: bool) -> None:
 
     work = f16.parent
     cfg = (tiny_config(vocab_size=4096) if small else full_config()).llm
-    tok = os.environ.get("FULLSIZE_TOKENIZER") or train_bpe(work, sample_corpus(n_lines=20000, seed=seed),
-                                                            cfg["vocab_size"], seed)
+    tok = tokenizer or train_bpe(work, sample_corpus(n_lines=20000, seed=seed), cfg["vocab_size"], seed)
     with torch.device("meta"):
         model = Qwen3ForCausalLM(Qwen3Config(**cfg))
     gen = torch.Generator().manual_seed(seed)
@@ -92,10 +94,10 @@ def render_table(path: Path) -> str:
 
     runs = json.loads(Path(path).read_text())["runs"]
     first = runs[0]
-    lines = [f"Machine: {first['machine']['gpu']}, {first['machine']['cpu_count']} CPU cores; {first['date']}; "
+    lines = [(f"Machine: {first['machine']['gpu']}, {first['machine']['cpu_count']} CPU cores; {first['date']}; "
              f"{len(runs)} runs (each the median of its repetitions), medians shown; random weights, Qwen3-1.7B shape, "
              f"{first['q4_k_m_gpu']['prefill_tokens']} audio embeddings prefilled, "
-             f"{first['q4_k_m_gpu']['decode_tokens']} tokens decoded.", "",
+             f"{first['q4_k_m_gpu']['decode_tokens']} tokens decoded."), "",
              "| GGUF | where | prefill tok/s ours (raw) | decode tok/s ours (raw) | ours / raw prefill, decode | same tokens |",
              "|---|---|---|---|---|---|"]
     for q in ("q4_k_m", "q8_0"):
@@ -126,19 +128,22 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--small", action="store_true", help="tiny config (to test this script without a GPU)")
     ap.add_argument("--f16-only", action="store_true", help="only write the F16 GGUF (no llama.cpp needed)")
+    ap.add_argument("--tokenizer", type=Path, default=None, help="use this tokenizer.json instead of training one")
+    ap.add_argument("--extra-buffers", action="store_true",
+                    help="llama.cpp extra CPU buffer types on (the offloaded runs on the H200 used this)")
     ap.add_argument("--table", type=Path, default=None, help="render a results file as Markdown and exit")
     args = ap.parse_args()
     if args.table:
         print(render_table(args.table))
         return
     if args.f16_only:
-        build_llm(args.work, args.threads, small=args.small, f16_only=True)
+        build_llm(args.work, args.threads, small=args.small, f16_only=True, tokenizer=args.tokenizer)
         return
 
     import llama_cpp.llama_cpp as L
     import onnxruntime as ort
 
-    res: dict = {"machine": {"gpu": _gpu_name(), "cpu_count": __import__("os").cpu_count(),
+    res: dict = {"machine": {"gpu": _gpu_name(), "cpu_count": os.cpu_count(),
                              "python": platform.python_version()},
                  "date": time.strftime("%Y-%m-%d"), "llama_supports_gpu_offload": bool(L.llama_supports_gpu_offload()),
                  "onnxruntime_providers": ort.get_available_providers(), "small_config": args.small}
@@ -149,7 +154,7 @@ def main() -> None:
             args.out.write_text(text + "\n")
 
     t = time.perf_counter()
-    paths = build_llm(args.work, args.threads, small=args.small)
+    paths = build_llm(args.work, args.threads, small=args.small, tokenizer=args.tokenizer)
     res["build_s"] = round(time.perf_counter() - t, 1)
     save()
     base = {"threads": args.threads, "prefill": args.prefill, "decode": args.decode, "reps": args.reps}
@@ -159,7 +164,7 @@ def main() -> None:
             _log(f"measuring {key}")
             try:
                 res[key] = w_llm(base | {"gguf": str(p), "n_gpu_layers": layers,
-                                         "extra_buffers": os.environ.get("FULLSIZE_EXTRA_BUFFERS") == "1" or None})
+                                         "extra_buffers": True if args.extra_buffers else None})
             except Exception as exc:  # noqa: BLE001 (one failed row must not lose the others)
                 res[key] = {"error": f"{type(exc).__name__}: {exc}"}
             save()

@@ -67,11 +67,10 @@ def _score(rec, clips, normalize, wer_counts, keep_rows: bool = False) -> dict:
     for c in clips:
         audio = c.wav.numpy().astype(np.float32) / 32767.0
         res = rec.transcribe(audio, sample_rate=16000)
-        raw = " ".join((s.text or s.withheld) for s in res.segments)
         e, n = wer_counts(c.meta["text"], res.text)
         err, words = err + e, words + n
         hits += [normalize(x) in normalize(res.text) for x in c.meta["entities"]]
-        raw_hits += [normalize(x) in normalize(raw) for x in c.meta["entities"]]
+        raw_hits += [normalize(x) in normalize(res.unguarded_text) for x in c.meta["entities"]]
         n_hints.append(sum(len(s.hints) for s in res.segments))
         retrieval_ms.append(1000 * res.timings.hotwords)
     return {"err": err, "words": words, "wer": err / max(words, 1), "entity_recall": float(np.mean(hits)),

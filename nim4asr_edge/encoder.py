@@ -36,6 +36,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import AudioError, BundleError
+from .frontend import Features
 
 __all__ = [
     "EncoderOptions",
@@ -286,13 +287,16 @@ class EncoderSession(_OrtSession):
 
     # -- running ----------------------------------------------------------------------------------------------
 
-    def run(self, features: np.ndarray, n_valid: int | None = None) -> EncoderOutput:
-        """Encode one utterance: ``features`` [T, n_mels] float32 (CMVN-normalised, T >= 7).
+    def run(self, features: np.ndarray | Features, n_valid: int | None = None) -> EncoderOutput:
+        """Encode one utterance: ``features`` [T, n_mels] float32 (CMVN-normalised, T >= 7), or a frontend's
+        :class:`~nim4asr_edge.frontend.Features` (values and ``n_valid`` together, so padding is never encoded).
 
         ``n_valid``: how many leading frames are speech when ``features`` is already padded (e.g. Whisper's 30-s
         window); the graph gets ``feature_lengths = n_valid`` (default ``T``) and masks the rest, so the result
         equals running ``features[:n_valid]`` alone.  The padding must still be finite.
         """
+        if isinstance(features, Features):
+            features, n_valid = features.values, features.n_valid
         if n_valid is None:
             return self.run_batch([features])[0]
         _check_features(features, self._n_mels)

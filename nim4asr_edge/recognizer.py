@@ -241,7 +241,7 @@ class Recognizer:
             raise
         timings.frontend += time.perf_counter() - t
         t = time.perf_counter()
-        out = self.encoder.run(feats.values, n_valid=feats.n_valid)
+        out = self.encoder.run(feats)
         timings.encoder += time.perf_counter() - t
         hyp = ctc_greedy(out.phoneme_logprobs, self.inventory, self.blank)
         t = time.perf_counter()

@@ -63,6 +63,11 @@ class Result:
         return min(values) if values else None
 
     @property
+    def unguarded_text(self) -> str:
+        """The text with the segments the evidence guard withheld put back (for evaluation and inspection)."""
+        return " ".join(s.text or s.withheld for s in self.segments if s.text or s.withheld)
+
+    @property
     def phonemes(self) -> str:
         return " | ".join(s.phonemes for s in self.segments if s.phonemes)
 

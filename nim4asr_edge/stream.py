@@ -323,8 +323,7 @@ class Stream:
         if len(audio) < self._rec.frontend.min_samples():
             return None
         try:
-            feats = self._rec.frontend(audio)
-            return self._rec.encoder.run(feats.values, n_valid=feats.n_valid)
+            return self._rec.encoder.run(self._rec.frontend(audio))
         except AudioError:
             return None
 

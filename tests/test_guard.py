@@ -53,6 +53,7 @@ def test_guard_withholds_in_the_recognizer(tiny_bundle, jfk):
     (seg,) = result.segments
     assert seg.withheld and seg.text == "" and result.text == ""
     assert result.confidence is not None and result.confidence < 0.5
+    assert result.unguarded_text == seg.withheld  # kept for inspection
 
 
 def test_plain_hotword_list_reports_skips_and_cleans_up(tiny_bundle, caplog):

@@ -48,7 +48,7 @@ def test_phoneme_ctc_on_real_speech(jfk):
     b = Bundle.load(REF, verify="size")
     feats = b.frontend()(jfk)
     with EncoderSession(b.encoder_path()) as enc:
-        out = enc.run(feats.values, n_valid=feats.n_valid)
+        out = enc.run(feats)
     assert out.audio_embeds.shape == (69, 576)  # 11 s at 6.25 tokens/s, only the frames covering the audio
     hyp = [s for s in ctc_greedy(out.phoneme_logprobs, b.phoneme_inventory, 0).symbols if s != "|"]
     ref = [s for s in get_g2p("espeak-ng:en-us").phonemize([JFK_TEXT])[0] if s != "|"]

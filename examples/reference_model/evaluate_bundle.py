@@ -26,9 +26,8 @@ from .textnorm import normalize, wer_counts
 
 def _run(rec, audio: np.ndarray, hints: list[str]) -> dict:
     res = rec.transcribe(audio, sample_rate=16000, hints=hints)
-    withheld = " ".join(s.withheld for s in res.segments if s.withheld)
-    raw = " ".join((s.text or s.withheld) for s in res.segments if (s.text or s.withheld))
-    return {"text": res.text, "raw": raw, "fired": bool(withheld), "seconds": res.duration,
+    return {"text": res.text, "raw": res.unguarded_text, "fired": any(s.withheld for s in res.segments),
+            "seconds": res.duration,
             "compute": res.timings.total, "confidence": res.confidence, "encoder_file": res.options["encoder_file"]}
 
 
