@@ -130,7 +130,8 @@ def main() -> None:
     ap.add_argument("--f16-only", action="store_true", help="only write the F16 GGUF (no llama.cpp needed)")
     ap.add_argument("--tokenizer", type=Path, default=None, help="use this tokenizer.json instead of training one")
     ap.add_argument("--extra-buffers", action="store_true",
-                    help="llama.cpp extra CPU buffer types on (the offloaded runs on the H200 used this)")
+                    help="llama.cpp extra buffer types on (the H200 runs used this; on the 2-core AMX dev machine "
+                         "the CPU repack it enables segfaults, see the README)")
     ap.add_argument("--table", type=Path, default=None, help="render a results file as Markdown and exit")
     args = ap.parse_args()
     if args.table:
