@@ -26,8 +26,10 @@ Example::
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,12 +166,25 @@ def _open_session(path: Path, opts: EncoderOptions):
     so.log_severity_level = opts.log_severity_level
     providers = _resolve_providers(opts.providers, ort.get_available_providers())
     try:
-        return ort.InferenceSession(str(path), sess_options=so, providers=providers)
+        session = ort.InferenceSession(str(path), sess_options=so, providers=providers)
     except Exception as exc:  # onnxruntime raises its own pybind types (InvalidProtobuf, Fail, ...)
         raise BundleError(
             f"cannot load encoder graph {path}: {str(exc).strip()}; the file is damaged or not an ONNX "
             "graph (re-export or re-download the bundle)"
         ) from exc
+    _return_freed_heap()
+    return session
+
+
+def _return_freed_heap() -> None:
+    """Give the OS back the heap onnxruntime freed while loading: the parsed graph and the weights it replaced by
+    pre-packed copies.  glibc keeps such memory otherwise (0.48 GB of a 1.18 GB RSS for the full-size int8 encoder)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
+        pass
 
 
 def _check_features(features: np.ndarray, n_mels: int, where: str = "") -> None:

@@ -37,7 +37,7 @@ class LLMOptions:
     n_ctx: int = 4096  # KV-cache positions: prompt + audio tokens + generated tokens must fit
     n_batch: int = 512  # most positions handed to one llama_decode call (inputs are split to fit)
     n_ubatch: int = 512  # physical micro-batch inside llama.cpp; <= n_batch
-    flash_attn: bool = False  # flash attention; required for a quantised V cache
+    flash_attn: bool = True  # flash attention: faster prefill and decode, smaller buffers; needed for a quantised V cache
     type_k: str = "f16"  # KV-cache K type: "f32" (exact parity with PyTorch), "f16", "q8_0"
     type_v: str = "f16"  # KV-cache V type: "f32", "f16", "q8_0" (q8_0 needs flash_attn)
     use_mmap: bool = True  # map the GGUF instead of reading it (lower load time, higher RSS on CPU repack)

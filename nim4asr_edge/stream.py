@@ -43,6 +43,9 @@ class StreamOptions:
     rollback_tokens: int = 5  # trailing tokens of a partial that the next chunk may rewrite
     unstable_chunks: int = 2  # the first chunks' partials are all unstable (no stable prefix, nothing forced)
     partials: bool = True  # emit partial events (finals and endpoints are always emitted)
+    # When decoding falls behind the input, decode one partial for the newest audio instead of one per chunk_ms
+    # (latency stays bounded). False: a partial for every chunk_ms of audio however late (repeatable cadence).
+    skip_late_partials: bool = True
     window_seconds: float = 30.0  # windowed mode (no streaming graph): most audio re-encoded per partial
     use_streaming_graph: bool = True  # use the bundle's cache-carrying encoder graph when it has one
 
@@ -164,19 +167,35 @@ class Stream:
     # -- worker ---------------------------------------------------------------------------------------
     def _run(self) -> None:
         try:
-            while True:
-                item = self._inbox.get()
-                if item is _END:
-                    self._flush_resampler()
-                    self._finish()
-                    break
-                rate, samples, arrived = item
-                self._feed(self._resample(rate, samples), arrived)
+            finished = False
+            while not finished:
+                items = self._take_queued()
+                for i, item in enumerate(items):
+                    if item is _END:
+                        self._flush_resampler()
+                        self._finish()
+                        finished = True
+                        break
+                    rate, samples, arrived = item
+                    # One partial per batch, for the newest audio: when decoding falls behind, partials for audio
+                    # that newer audio already covers would only add to the delay.
+                    latest = i == len(items) - 1 or not self.options.skip_late_partials
+                    self._feed(self._resample(rate, samples), arrived, partial=latest)
         except BaseException as exc:  # delivered to the producer and the consumer
             log.exception("stream worker failed")
             self._error = exc
         finally:
             self._outbox.put(_END)
+
+    def _take_queued(self) -> list:
+        """The next inbox item (waiting for it) and every item queued behind it, up to the end marker."""
+        items = [self._inbox.get()]
+        while items[-1] is not _END:
+            try:
+                items.append(self._inbox.get_nowait())
+            except queue.Empty:
+                break
+        return items
 
     def _resample(self, rate: int, samples: np.ndarray) -> np.ndarray:
         if rate != self._rate:
@@ -198,7 +217,9 @@ class Stream:
             if len(tail):
                 self._feed(tail.astype(np.float32, copy=False), time.perf_counter())
 
-    def _feed(self, samples: np.ndarray, arrived: float) -> None:
+    def _feed(self, samples: np.ndarray, arrived: float, partial: bool = True) -> None:
+        """VAD and endpointing frame by frame, and (with ``partial``) partials for the open utterance: after the
+        block, or every ``chunk_ms`` of audio without ``skip_late_partials``."""
         buf = np.concatenate([self._pending, samples]) if len(self._pending) else samples
         n_frames = len(buf) // FRAME
         for i in range(n_frames):
@@ -211,10 +232,13 @@ class Stream:
                     self._close_utterance(ev.sample, arrived)
             if self._utt is not None:
                 self._utt.append(frame)
-                self._maybe_partial(arrived)
+                if partial and not self.options.skip_late_partials:
+                    self._maybe_partial(arrived)
             else:
                 self._history.append(frame)
         self._pending = buf[n_frames * FRAME :].copy()
+        if partial and self.options.skip_late_partials and self._utt is not None:
+            self._maybe_partial(arrived)
 
     def _open(self, start: int) -> None:
         # Pre-roll: the history frames from `start` on (the current frame is appended by the caller).
@@ -314,7 +338,7 @@ class Stream:
             tail = np.zeros(FRAME, np.float32)
             tail[: len(self._pending)] = self._pending
             self._pending = np.zeros(0, np.float32)
-            self._feed(tail, time.perf_counter())
+            self._feed(tail, time.perf_counter(), partial=False)
         for ev in self._endpointer.finish(self._consumed):
             self._close_utterance(ev.sample, time.perf_counter())
 

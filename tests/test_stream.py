@@ -1,6 +1,7 @@
 """Streaming: VAD gating, partial/final/endpoint events, chunking, rates, concurrency and misuse."""
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -16,8 +17,11 @@ def rec(tiny_bundle):
         yield r
 
 
-def _run(rec, pieces, options=StreamOptions()):
-    """Feed (rate, samples) pieces, finish, and collect every event."""
+EVERY_CHUNK = StreamOptions(skip_late_partials=False)
+
+
+def _run(rec, pieces, options=EVERY_CHUNK):
+    """Feed (rate, samples) pieces, finish, and collect every event (a partial for every chunk, however late)."""
     with rec.create_stream(options) as stream:
         for rate, x in pieces:
             stream.accept_waveform(rate, x)
@@ -31,7 +35,7 @@ def _finals(events):
 
 @pytest.mark.parametrize("graph", [True, False], ids=["streaming-graph", "windowed"])
 def test_speech_gives_partials_finals_and_endpoints(rec, jfk, graph):
-    events = _run(rec, [(16000, jfk)], StreamOptions(use_streaming_graph=graph))
+    events = _run(rec, [(16000, jfk)], StreamOptions(use_streaming_graph=graph, skip_late_partials=False))
     kinds = [e.kind for e in events]
     assert kinds.count("final") == kinds.count("endpoint") >= 1
     assert kinds.count("partial") >= 3
@@ -47,11 +51,32 @@ def test_speech_gives_partials_finals_and_endpoints(rec, jfk, graph):
 
 @pytest.mark.parametrize("graph", [True, False], ids=["streaming-graph", "windowed"])
 def test_final_equals_offline_decode_of_the_utterance(rec, jfk, graph):
-    events = _run(rec, [(16000, jfk)], StreamOptions(use_streaming_graph=graph))
+    events = _run(rec, [(16000, jfk)], StreamOptions(use_streaming_graph=graph, skip_late_partials=False))
     final = next(e for e in events if e.kind == "final")
     start, end = int(round(final.start * 16000)), int(round(final.end * 16000))
     offline = rec.transcribe(jfk[start:end], sample_rate=16000)
     assert final.tokens == offline.segments[0].tokens
+
+
+@pytest.mark.parametrize("graph", [True, False], ids=["streaming-graph", "windowed"])
+def test_a_slow_decoder_skips_late_partials_but_not_the_final(rec, jfk, graph):
+    """Audio queued while a partial decodes gets one partial for the newest audio, not one per chunk."""
+    with rec.create_stream(StreamOptions(use_streaming_graph=graph)) as stream:
+        decode = stream._decoder.decode
+
+        def slow_decode(*a, **k):
+            time.sleep(0.05)  # a model slower than the input
+            return decode(*a, **k)
+
+        stream._decoder.decode = slow_decode
+        for i in range(0, len(jfk), 1600):  # 100 ms blocks, queued far faster than real time
+            stream.accept_waveform(16000, jfk[i : i + 1600])
+        stream.input_finished()
+        events = list(stream.events(timeout=120))
+    every_chunk = _run(rec, [(16000, jfk)], StreamOptions(use_streaming_graph=graph, skip_late_partials=False))
+    partials = [e for e in events if e.kind == "partial"]
+    assert len(partials) <= 3 < sum(e.kind == "partial" for e in every_chunk)
+    assert _finals(events) == _finals(every_chunk)
 
 
 @pytest.mark.parametrize("kind", ["silence", "white", "hum", "tone"])

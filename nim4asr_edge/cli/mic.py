@@ -20,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
     sd = require("sounddevice", "mic")
     from ..errors import AudioError
 
-    rec, stream = make_stream(args)
+    rec, stream = make_stream(args, live=True)
     device = int(args.device) if args.device and args.device.isdigit() else args.device
     try:
         info = sd.query_devices(device, "input")
