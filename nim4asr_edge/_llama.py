@@ -344,23 +344,24 @@ class LlamaBatch(_Owner):
             _L.llama_batch_free(self.batch)
             self._alive = False
 
-    def _fill_common(self, n: int, pos0: int, output_last: bool) -> None:
+    def _fill_common(self, n: int, pos0: int, output_last: bool, output_all: bool = False) -> None:
         if not self._alive:
             raise DecodeError("the batch has been freed")
         if not 0 < n <= self.capacity:
             raise DecodeError(f"internal error: {n} rows do not fit a batch of {self.capacity}")
         self._pos[:n] = np.arange(pos0, pos0 + n, dtype=np.int32)
         self._n_seq[:n] = 1
-        self._logits[:n] = 0
+        self._logits[:n] = 1 if output_all else 0
         if output_last:
             self._logits[n - 1] = 1
         self.batch.n_tokens = n
 
-    def set_tokens(self, tokens: np.ndarray | list[int], pos0: int, *, output_last: bool) -> None:
+    def set_tokens(self, tokens: np.ndarray | list[int], pos0: int, *, output_last: bool,
+                   output_all: bool = False) -> None:
         if self._tok is None:
             raise DecodeError("internal error: an embedding batch cannot hold token ids")
         arr = np.asarray(tokens, dtype=np.int32)
-        self._fill_common(len(arr), pos0, output_last)
+        self._fill_common(len(arr), pos0, output_last, output_all)
         self._tok[: len(arr)] = arr
 
     def set_embeds(self, embeds: np.ndarray, pos0: int, *, output_last: bool) -> None:

@@ -64,8 +64,10 @@ class PromptedDecoder:
         self.llm.truncate(self.n_prefix)
         self.n_speech = 0
 
-    def decode(self, hints: Sequence[str], max_new_tokens: int, forced: Sequence[int] = ()) -> Hypothesis:
-        """Greedy transcript of the cached speech; ``forced`` tokens start the answer (streaming rollback)."""
+    def decode(self, hints: Sequence[str], max_new_tokens: int, forced: Sequence[int] = (),
+               draft: Sequence[int] = ()) -> Hypothesis:
+        """Greedy transcript of the cached speech; ``forced`` tokens start the answer (streaming rollback) and
+        ``draft`` guesses the tokens after them (checked in one batch, see ``LLMSession.continue_greedy``)."""
         keep = self.n_prefix + self.n_speech
         t0 = time.perf_counter()
         self.llm.truncate(keep)
@@ -75,7 +77,7 @@ class PromptedDecoder:
         n_prompt = self.llm.n_past
         t1 = time.perf_counter()
         try:
-            new, stop_id, _ = self.llm.continue_greedy(max_new_tokens - len(forced), self.stop_ids)
+            new, stop_id, _ = self.llm.continue_greedy(max_new_tokens - len(forced), self.stop_ids, draft=draft)
         finally:
             self.llm.truncate(keep)
         t2 = time.perf_counter()

@@ -355,29 +355,72 @@ class LLMSession:
         )
 
     def continue_greedy(
-        self, max_new_tokens: int, stop_ids: Sequence[int] | set[int], *, return_logits: bool = False
+        self,
+        max_new_tokens: int,
+        stop_ids: Sequence[int] | set[int],
+        *,
+        return_logits: bool = False,
+        draft: Sequence[int] = (),
     ) -> tuple[list[int], int | None, list[np.ndarray]]:
         """Greedy tokens from the current state (the last evaluated position must have output logits).
+
+        ``draft`` is a guess of the tokens to come (e.g. the last streaming partial): while the greedy choices agree
+        with it, the rest of it is evaluated in one batch and checked against the logits of every position, which
+        costs about one prefill instead of one decode call per token.  The tokens are the greedy ones either way
+        (up to the floating-point differences between batched and single-token evaluation).
 
         Returns (tokens, the stop id that ended generation or None, per-step logits if requested). Chosen tokens
         are evaluated into the KV cache, except a stop token and the token that exhausts the budget.
         """
         stops = {int(t) for t in stop_ids}
+        draft = [int(t) for t in draft]
+        self._check_ids(draft, "draft")
+        n_start = self._n_past
         tokens: list[int] = []
         steps: list[np.ndarray] = []
         stop_id = None
+        pending = [self.last_logits()]  # logits for the next choice, then after each token in `ahead`
+        ahead: list[int] = []  # draft tokens already in the KV cache beyond the chosen ones
+        lookahead = 4  # draft tokens checked per batch: doubled while the draft holds, reset when it fails
         while len(tokens) < max_new_tokens:
-            logits = self.last_logits()
+            logits = pending.pop(0)
             if return_logits:
                 steps.append(logits)
             tok = int(np.argmax(logits))
+            if ahead:
+                if tok == ahead[0] and tok not in stops:
+                    ahead.pop(0)
+                    tokens.append(tok)
+                    continue
+                self.truncate(self._n_past - len(ahead))  # the draft went wrong here: drop the rest of it
+                ahead, pending, lookahead = [], [], 4
             if tok in stops:
                 stop_id = tok
                 break
             tokens.append(tok)
-            if len(tokens) < max_new_tokens:
+            if len(tokens) == max_new_tokens:
+                break
+            n = len(tokens)
+            room = min(lookahead, max_new_tokens - n, self._n_batch - 1, self._n_ctx - self._n_past - 1)
+            if room > 0 and len(draft) > n and draft[:n] == tokens:
+                ahead = draft[n : n + room]
+                pending = self._eval_all_logits([tok, *ahead])
+                lookahead = min(2 * lookahead, 64)
+            else:
                 self.eval_tokens([tok], output_last=True)
+                pending = [self.last_logits()]
+        keep = n_start + len(tokens) - (1 if stop_id is None and tokens else 0)
+        if self._n_past > keep:  # draft tokens evaluated past the end
+            self.truncate(keep)
         return tokens, stop_id, steps
+
+    def _eval_all_logits(self, ids: list[int]) -> list[np.ndarray]:
+        """Evaluate ``ids`` (at most ``n_batch``) in one batch; the logits after each of them."""
+        self._check_room(len(ids))
+        self._tok_batch.set_tokens(ids, self._n_past, output_last=True, output_all=True)
+        self._ctx.decode(self._tok_batch)
+        self._n_past += len(ids)
+        return [self._ctx.logits_ith(i, self._n_vocab) for i in range(len(ids))]
 
     # validation
     def _check_ids(self, ids: Sequence[int] | np.ndarray, what: str) -> None:

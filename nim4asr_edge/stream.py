@@ -305,7 +305,8 @@ class Stream:
         stable_ok = self._chunks >= o.unstable_chunks
         forced = self._prev_tokens[: max(0, len(self._prev_tokens) - o.rollback_tokens)] if stable_ok else ()
         symbols = self._ctc_symbols(self._utt_logprobs)
-        hyp = self._decoder.decode(self._hints(symbols), self._rec.token_budget(n_samples / SAMPLE_RATE), forced)
+        budget = self._rec.token_budget(n_samples / SAMPLE_RATE)
+        hyp = self._decoder.decode(self._hints(symbols), budget, forced, draft=self._prev_tokens[len(forced) :])
         self._chunks += 1
         self._prev_tokens = hyp.tokens
         keep = max(0, len(hyp.tokens) - o.rollback_tokens) if self._chunks > o.unstable_chunks else 0
@@ -326,7 +327,9 @@ class Stream:
         if out is not None:
             self._decoder.set_speech(out.audio_embeds)
             symbols = self._ctc_symbols([out.phoneme_logprobs])
-            hyp = self._decoder.decode(self._hints(symbols), self._rec.token_budget(len(audio) / SAMPLE_RATE))
+            budget = self._rec.token_budget(len(audio) / SAMPLE_RATE)
+            # the second pass decodes from scratch; the last partial is only its draft
+            hyp = self._decoder.decode(self._hints(symbols), budget, draft=self._prev_tokens)
             text, _, _ = self._rec.check_evidence(hyp.text, symbols)
             tokens = hyp.tokens
         self._decoder.reset()

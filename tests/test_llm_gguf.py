@@ -223,6 +223,48 @@ def test_truncate_and_continue_matches_fresh_prefill(tiny: Tiny) -> None:
             sess.truncate(sess.n_past + 1)
 
 
+@pytest.mark.parametrize("case", ["right", "diverges", "wrong", "longer", "stop_inside"])
+def test_draft_gives_the_greedy_tokens_with_fewer_decode_calls(tiny: Tiny, case: str) -> None:
+    ref = tiny.ref_tokens
+    stop = ref[12] if case == "stop_inside" else None
+    first_stop = ref.index(stop) if stop is not None else N_NEW
+    draft = {
+        "right": ref,
+        "diverges": ref[:6] + [(t + 1) % VOCAB for t in ref[6:]],
+        "wrong": [(t + 7) % VOCAB for t in ref],
+        "longer": ref + ref,
+        "stop_inside": ref,
+    }[case]
+    stops = [stop] if stop is not None else []
+    with LLMSession(tiny.f32, EXACT) as sess:
+        calls = []
+        real_decode = sess._ctx.decode
+
+        def counting_decode(batch):
+            calls.append(batch.batch.n_tokens)
+            return real_decode(batch)
+
+        sess._ctx.decode = counting_decode
+
+        def run(d):
+            sess.clear()
+            sess.eval_tokens(tiny.prefix)
+            sess.eval_embeds(tiny.audio)
+            sess.eval_tokens(tiny.suffix, output_last=True)
+            calls.clear()
+            toks, stop_id, _ = sess.continue_greedy(N_NEW, stops, draft=d)
+            return toks, stop_id, sess.n_past, len(calls)
+
+        plain = run(())
+        drafted = run(draft)
+    assert plain[0] == ref[:first_stop]
+    assert drafted[:3] == plain[:3]  # same tokens, same stop, same KV-cache length
+    if case in ("right", "longer", "stop_inside"):  # batches of 5, 9, 17 ... tokens instead of one per token
+        assert drafted[3] <= 3 < plain[3] // 3
+    elif case == "diverges":
+        assert drafted[3] < plain[3]
+
+
 # ------------------------------------------------------------------------------------------- export / metadata
 
 
