@@ -13,6 +13,7 @@ Decoding is forced to ~3 tokens per second of speech (stop tokens disabled): a r
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as _dt
 import json
 import os
@@ -566,32 +567,44 @@ def _mem_now() -> dict:
 
 
 def w_memory(a: dict) -> dict:
-    """Where the resident memory goes, stage by stage (RSS split into anonymous and file-backed pages)."""
-    from nim4asr_edge.llm import LLMOptions
+    """Where the resident memory goes: first the product path (Recognizer load + a 10 s transcription; its peak is
+    this worker's figure), then each part alone after closing it (RSS split into anonymous and file-backed)."""
+    import ctypes
+
+    from nim4asr_edge.encoder import EncoderOptions, EncoderSession
+    from nim4asr_edge.llm import LLMOptions, LLMSession
     from nim4asr_edge.recognizer import Recognizer, RecognizerOptions
 
-    out = {"imports": _mem_now()}
+    def trimmed() -> dict:  # what is still held once glibc returns freed heap
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        return _mem_now()
+
+    kv = a.get("kv", "f16")
+    llm_opts = LLMOptions(use_mmap=a["mmap"], type_k=kv, type_v=kv)
+    out = {"imports": _mem_now(), "kv_cache_type": kv}
     bundle = _bundle(Path(a["cache"]))
     opts = RecognizerOptions(threads=a["threads"], encoder_precision="int8", llm_quant="q4_k_m", verify="none",
-                             max_tokens_per_second=TOKENS_PER_SECOND, min_new_tokens=1,
-                             llm=LLMOptions(use_mmap=a["mmap"]))
-    from nim4asr_edge.encoder import EncoderOptions, EncoderSession
-    from nim4asr_edge.llm import LLMSession
-
-    enc = EncoderSession(bundle.encoder_path("int8"), EncoderOptions(intra_op_num_threads=a["threads"]))
-    out["encoder_session_int8"] = _mem_now()
-    llm = LLMSession(bundle.llm_path("q4_k_m"), LLMOptions(n_threads=a["threads"], n_ctx=1024, use_mmap=a["mmap"]))
-    out["llm_model_and_context_n_ctx_1024"] = _mem_now()
-    llm.close()
-    enc.close()
-    del enc, llm
-    out["closed"] = _mem_now()
+                             max_tokens_per_second=TOKENS_PER_SECOND, min_new_tokens=1, llm=llm_opts)
     rec = Recognizer(bundle, opts)
     out["recognizer_loaded"] = _mem_now() | {"n_ctx": rec.llm.n_ctx}
     _force_count(rec.decoder)
     rec.transcribe(_speech(10.0), sample_rate=16000)
     out["after_10s_transcribe"] = _mem_now()
+    out["peak_rss_gb"] = out["after_10s_transcribe"]["peak_rss_gb"]
+    n_ctx = rec.llm.n_ctx
     rec.close()
+    del rec
+    out["closed"] = trimmed()
+    enc = EncoderSession(bundle.encoder_path("int8"), EncoderOptions(intra_op_num_threads=a["threads"]))
+    out["encoder_session_int8_alone"] = _mem_now()
+    enc.close()
+    del enc
+    out["closed_again"] = trimmed()
+    llm = LLMSession(bundle.llm_path("q4_k_m"), dataclasses.replace(llm_opts, n_threads=a["threads"], n_ctx=n_ctx))
+    out[f"llm_model_and_context_n_ctx_{n_ctx}_alone"] = _mem_now()
+    llm.close()
+    out["weights_on_disk_gb"] = {"encoder_int8": _r(bundle.encoder_path("int8").stat().st_size / 1e9, 3),
+                                 "llm_q4_k_m": _r(bundle.llm_path("q4_k_m").stat().st_size / 1e9, 3)}
     return out
 
 
@@ -794,8 +807,8 @@ def main() -> None:
         res["load"]["cold_method"] = "posix_fadvise(DONTNEED) on the int8 encoder and Q4_K_M GGUF before the load"
         save()
     if want("memory"):
-        res["memory"] = {k: run_worker("memory", base | {"mmap": m}, log) for k, m in (("mmap", True),
-                                                                                       ("nommap", False))}
+        res["memory"] = {k: run_worker("memory", base | {"mmap": m, "kv": kv}, log)
+                         for k, m, kv in (("mmap", True, "f16"), ("nommap", False, "f16"), ("mmap_kv_q8_0", True, "q8_0"))}
         save()
     if want("encoder"):
         res["encoder"] = run_worker("encoder", base | {"reps": args.reps}, log)
