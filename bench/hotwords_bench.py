@@ -3,7 +3,9 @@
     nice -n 10 python bench/hotwords_bench.py --n 1000000 --dir /tmp/hw1m > hotwords_1m.json
 
 Side by side in one run: exact Aho-Corasick only (the paper's method), HNSW (exact + approximate, the default),
-and brute-force nearest neighbours in place of HNSW (the ceiling for the approximate stage). Searching runs in a
+HNSW with the length-aware acceptance rule off (min_score alone), and brute-force nearest neighbours in place of
+HNSW (the ceiling for the approximate stage); operating points of min_score and of the length-aware rule
+(max_cost_per_phoneme:cost_free_phonemes) on the same queries. --search-options overrides SearchOptions. Searching runs in a
 child process that only opens the built index, so its RSS is what serving the index costs.
 
 Queries: a random stored entry inside 2-4 filler words of context on each side ("snippet"); errors are applied
@@ -16,6 +18,7 @@ filler words only (every hit counts as a false hint).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import random
@@ -38,7 +41,6 @@ from nim4asr_edge.hotwords import (
     EspeakG2P,
     HotwordIndex,
     IndexOptions,
-    SearchOptions,
 )
 from nim4asr_edge.hotwords.embed import embed
 
@@ -165,8 +167,14 @@ def run_search(args) -> dict:
         return [filler[rng.choice(fwords)] for _ in range(rng.randint(a, b))]
 
     K = args.top_k
-    default = idx.search_options
-    modes = {"exact_aho_corasick": SearchOptions(approximate=False), "hnsw": default}
+    default = dataclasses.replace(idx.search_options, **json.loads(args.search_options))
+    idx.search_options = default
+    # "hnsw" is the default pipeline (length-aware acceptance); "hnsw_min_score_only" is the same pipeline with the
+    # length-aware rule off (acceptance by min_score alone, the rule before it existed).
+    legacy = dataclasses.replace(default, max_cost_per_phoneme=None)
+    modes = {"exact_aho_corasick": dataclasses.replace(default, approximate=False), "hnsw": default}
+    if default.max_cost_per_phoneme is not None:
+        modes["hnsw_min_score_only"] = legacy
     result: dict = {"open_s": round(open_s, 2), "rss_before_open_mb": round(rss0, 1),
                     "rss_after_open_mb": round(rss_open, 1), "search_options": default.__dict__, "top_k": K}
 
@@ -230,7 +238,7 @@ def run_search(args) -> dict:
         words = ctx(5, 8) + [entity(rng.choice(live_rows))] + ctx(6, 9) + [entity(rng.choice(live_rows))] + ctx(5, 8)
         ph = corrupt(join_words(words), 0.1, rng)
         t = time.perf_counter()
-        idx.search(ph, top_k=K, options=SearchOptions(threads=2))
+        idx.search(ph, top_k=K, options=dataclasses.replace(default, threads=2))
         ut2.append(time.perf_counter() - t)
     result["utterance_10s_2_threads"] = {"p50_ms": round(pct(ut2, 50), 3), "p99_ms": round(pct(ut2, 99), 3)}
 
@@ -252,18 +260,31 @@ def run_search(args) -> dict:
     result["rss_after_search_mb"] = round(rss_mb(), 1)
     result["peak_rss_mb"] = round(peak_rss_mb(), 1)
 
-    # Operating points: recall at 20 % error vs false hints at 0 % / 20 %, for several score thresholds.
-    sweep = {}
-    free = [corrupt(join_words([filler[rng.choice(fwords)] for _ in range(27)]), rate, rng)
-            for rate in (0.0, 0.2) for _ in range(args.utterances // 2)]
-    for ms in args.sweep:
-        opt = SearchOptions(min_score=ms)
+    # Operating points: recall at the highest error rate vs false hints at 0 % / 20 %: score thresholds alone
+    # (length-aware rule off) and the length-aware rule (max_cost_per_phoneme:cost_free_phonemes), same queries.
+    free = {rate: [corrupt(join_words([filler[rng.choice(fwords)] for _ in range(27)]), rate, rng)
+                   for _ in range(args.utterances // 2)] for rate in (0.0, 0.2)}
+    top_rate = max(args.error_rates)
+    sweep_snips = snippets[top_rate][: args.sweep_queries]
+
+    def operating_point(opt):
         found = sum(any(h.id == int(ent.ids[r]) for h in idx.search(ph, top_k=K, options=opt))
-                    for r, ph in snippets[max(args.error_rates)][: args.brute_queries * 2])
-        fhc = sum(len(idx.search(ph, top_k=K, options=opt)) for ph in free)
-        sweep[str(ms)] = {f"recall_at_{int(max(args.error_rates) * 100)}pct": round(found / min(len(rows),
-                          args.brute_queries * 2), 4), "false_hints_per_utterance": round(fhc / len(free), 3)}
-    result["min_score_sweep"] = sweep
+                    for r, ph in sweep_snips)
+        fh = {rate: sum(len(idx.search(ph, top_k=K, options=opt)) for ph in us) / len(us)
+              for rate, us in free.items()}
+        return {f"recall_at_{int(top_rate * 100)}pct": round(found / len(sweep_snips), 4),
+                "false_hints_per_utterance": round((fh[0.0] + fh[0.2]) / 2, 3),
+                "false_hints_0pct": round(fh[0.0], 3), "false_hints_20pct": round(fh[0.2], 3)}
+
+    result["sweep_queries"] = len(sweep_snips)
+    result["min_score_sweep"] = {str(ms): operating_point(dataclasses.replace(legacy, min_score=ms))
+                                 for ms in args.sweep}
+    rule_sweep = {}
+    for spec in args.rule_sweep:
+        slope, free_ph = (float(x) for x in spec.split(":"))
+        rule_sweep[spec] = operating_point(dataclasses.replace(default, max_cost_per_phoneme=slope,
+                                                               cost_free_phonemes=free_ph))
+    result["length_rule_sweep"] = rule_sweep
 
     # Brute-force ceiling vs HNSW on the same queries.
     bf = BruteForce(idx)
@@ -298,7 +319,13 @@ def main(argv=None) -> int:
     ap.add_argument("--utterances", type=int, default=200)
     ap.add_argument("--top-k", type=int, default=10)
     ap.add_argument("--error-rates", type=float, nargs="+", default=[0.0, 0.1, 0.2])
-    ap.add_argument("--sweep", type=float, nargs="*", default=[0.6, 0.65, 0.7, 0.75, 0.8])
+    ap.add_argument("--sweep", type=float, nargs="*", default=[0.6, 0.65, 0.7, 0.75, 0.8],
+                    help="min_score values, length-aware rule off")
+    ap.add_argument("--rule-sweep", nargs="*", default=["0.45:4", "0.5:5", "0.55:5.5", "0.5:5.5", "0.6:7"],
+                    help="length-aware rule operating points, max_cost_per_phoneme:cost_free_phonemes")
+    ap.add_argument("--sweep-queries", type=int, default=400, help="snippets per sweep operating point")
+    ap.add_argument("--search-options", default="{}",
+                    help='SearchOptions overrides for every mode, JSON (e.g. \'{"ef": 64, "candidates": 16}\')')
     ap.add_argument("--M", type=int, default=16)
     ap.add_argument("--ef-construction", type=int, default=80)
     ap.add_argument("--progress", action="store_true")
@@ -319,7 +346,9 @@ def main(argv=None) -> int:
     cmd = [sys.executable, __file__, "--search-only", "--dir", args.dir, "--seed", str(args.seed),
            "--queries", str(args.queries), "--brute-queries", str(args.brute_queries),
            "--utterances", str(args.utterances), "--top-k", str(args.top_k),
-           "--error-rates", *map(str, args.error_rates), "--sweep", *map(str, args.sweep)]
+           "--error-rates", *map(str, args.error_rates), "--sweep", *map(str, args.sweep),
+           "--rule-sweep", *args.rule_sweep, "--sweep-queries", str(args.sweep_queries),
+           "--search-options", args.search_options]
     out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
     result["search"] = json.loads(out)
     print(json.dumps(result, indent=1, ensure_ascii=False))

@@ -376,3 +376,78 @@ def test_recall_at_larger_scale(tmp_path, g2p, filler):
             found += any(h.id == e.id for h in idx.search(_corrupt(words_to_hyp(ctx() + [e.phonemes] + ctx()),
                                                                    0.1, rng)))
         assert found / len(sample) >= 0.85
+
+
+def test_length_aware_acceptance_options():
+    opt = SearchOptions()
+    assert opt.max_cost_per_phoneme == 0.55 and opt.cost_free_phonemes == 5.5
+    # allowance grows with the entry's length: 0.55 * (n - 5.5), capped by min_score (0.4 * n)
+    assert opt.max_cost([5, 8, 12, 20, 64]).tolist() == pytest.approx([-0.275, 1.375, 3.575, 7.975, 25.6])
+    legacy = dataclasses.replace(opt, max_cost_per_phoneme=None)
+    assert legacy.max_cost([8, 20]).tolist() == pytest.approx([3.2, 8.0])
+    assert SearchOptions(max_cost_per_phoneme=1.0, cost_free_phonemes=0, min_score=0.7).max_cost([10])[0] == \
+        pytest.approx(3.0)
+    for bad in ({"max_cost_per_phoneme": 0.0}, {"max_cost_per_phoneme": 1.5}, {"cost_free_phonemes": -1},
+                {"cost_free_phonemes": 64}):
+        with pytest.raises(ValueError):
+            SearchOptions(**bad)
+
+
+def _substitute(phonemes, count):
+    """`count` substitutions at evenly spread non-boundary positions, by a phoneme the entry does not contain."""
+    out = list(phonemes)
+    pos = [i for i, p in enumerate(out) if p != "|"]
+    other = next(p for p in ("ʒ", "θ", "ɔɪ", "x") if p not in out)
+    for k in range(count):
+        out[pos[(2 * k + 1) * len(pos) // (2 * count)]] = other
+    return out
+
+
+def test_length_aware_rule_rejects_short_chance_matches_keeps_long_ones(tmp_path, g2p, filler):
+    names = ["Kathleen Weaver", "Atlantic Telecom International Holdings"] + list(generate_entities(500, seed=4))
+    legacy = SearchOptions(max_cost_per_phoneme=None)
+    fwords = sorted(filler)
+    with HotwordIndex.build(names, tmp_path / "i", g2p, INV) as idx:
+        by_text = {e.text: e for e in idx.list()}
+        short, long_ = by_text["Kathleen Weaver"], by_text["Atlantic Telecom International Holdings"]
+        ctx = [filler[w] for w in fwords[:2]]
+        for e, default_finds in ((short, False), (long_, True)):
+            n = sum(p != "|" for p in e.phonemes)
+            # short: one error more than its length-aware allowance; long: a quarter of its phonemes wrong
+            errors = int(0.55 * (n - 5.5)) + 1 if not default_finds else round(0.25 * n)
+            assert errors <= 0.4 * n  # min_score alone accepts both
+            hyp = words_to_hyp([*ctx, _substitute(e.phonemes, errors), *ctx])
+            assert any(h.id == e.id for h in idx.search(hyp, options=legacy)), (e.text, n, errors)
+            hits = [h for h in idx.search(hyp) if h.id == e.id]
+            assert bool(hits) == default_finds, (e.text, n, errors)
+            if hits:
+                assert hits[0].method == "approx" and hits[0].score == pytest.approx(1 - errors / n, abs=1e-3)
+        # exact hits are never subject to the rule
+        hits = idx.search(words_to_hyp([*ctx, short.phonemes, *ctx]))
+        assert any(h.id == short.id and h.method == "exact" for h in hits)
+
+
+def test_length_aware_rule_trades_better_than_min_score(tmp_path, g2p, filler):
+    """At a similar or lower false-hint rate, the length-aware rule keeps more recall under 20 % errors."""
+    names = list(generate_entities(4000, seed=21))
+    rng = random.Random(13)
+    fwords = list(filler)
+    strict = SearchOptions(max_cost_per_phoneme=None, min_score=0.75)
+    with HotwordIndex.build(names, tmp_path / "i", g2p, INV) as idx:
+        sample = rng.sample(idx.list(), 200)
+        found = {"rule": 0, "strict": 0}
+        for e in sample:
+            ctx = lambda: [filler[rng.choice(fwords)] for _ in range(3)]
+            hyp = _corrupt(words_to_hyp(ctx() + [e.phonemes] + ctx()), 0.2, rng)
+            found["rule"] += any(h.id == e.id for h in idx.search(hyp))
+            found["strict"] += any(h.id == e.id for h in idx.search(hyp, options=strict))
+        false = {"rule": 0, "strict": 0, "min_score_0.6": 0}
+        loose = SearchOptions(max_cost_per_phoneme=None)
+        for _ in range(60):
+            hyp = words_to_hyp([filler[rng.choice(fwords)] for _ in range(27)])
+            false["rule"] += len(idx.search(hyp))
+            false["strict"] += len(idx.search(hyp, options=strict))
+            false["min_score_0.6"] += len(idx.search(hyp, options=loose))
+        assert found["rule"] > found["strict"], found
+        assert false["rule"] <= false["strict"] + 6 and false["rule"] < false["min_score_0.6"] / 2, false
+        assert false["rule"] / 60 <= 0.5, false

@@ -18,7 +18,8 @@ Retrieval (:meth:`HotwordIndex.search`):
 2. approximate: for each word start and each window of 1..``max_window_words`` words, the HNSW neighbours of the
    window's embedding (hashed phoneme n-grams) are candidates;
 3. every candidate is verified by edit distance against the hypothesis from the window's start (free end);
-   ``score = 1 - cost / phonemes``; approximate hits need ``score >= min_score``;
+   ``score = 1 - cost / phonemes``; approximate hits need ``score >= min_score`` and, by default, a cost within
+   the length-aware allowance ``max_cost_per_phoneme * (phonemes - cost_free_phonemes)`` (:class:`SearchOptions`);
 4. a hit inside the span of a longer hit with at least its score is dropped (longest match wins: "NIO House"
    over "NIO"); the rest are ranked by score, then length, then weight; the best ``top_k`` are returned.
 """
@@ -89,13 +90,25 @@ class IndexOptions:
 
 @dataclass(frozen=True)
 class SearchOptions:
-    """How a hypothesis is searched. Override with ``dataclasses.replace``."""
+    """How a hypothesis is searched. Override with ``dataclasses.replace``.
 
-    ef: int = 32  # HNSW search breadth (>= candidates)
-    candidates: int = 12  # HNSW neighbours taken per window
+    Acceptance of an approximate hit for an entry of ``n`` phonemes (word boundaries excluded) whose best alignment
+    costs ``cost`` edits: ``1 - cost / n >= min_score`` and, unless ``max_cost_per_phoneme`` is None, the
+    length-aware rule ``cost <= max_cost_per_phoneme * (n - cost_free_phonemes)``. The first
+    ``cost_free_phonemes`` phonemes of an entry earn no error allowance: a short entry matched with two or three
+    errors is most often a chance match among a large list, while a long entry with 20-30 % errors rarely is.
+    With the defaults an entry of 8 phonemes may cost 1.375 (costs are multiples of 0.5: one error plus a
+    misplaced word boundary is too much), 12 phonemes 3.575, 20 phonemes 7.975; entries of 6 phonemes or fewer
+    are in effect matched exactly only.
+    """
+
+    ef: int = 64  # HNSW search breadth (>= candidates)
+    candidates: int = 16  # HNSW neighbours taken per window
     max_window_words: int = 4  # windows of 1..this many words start at every word
     min_similarity: float = 0.35  # cosine similarity a neighbour needs to be verified
     min_score: float = 0.6  # 1 - edit cost / entry phonemes an approximate hit needs
+    max_cost_per_phoneme: float | None = 0.55  # length-aware rule: allowance per phoneme beyond the free ones
+    cost_free_phonemes: float = 5.5  # phonemes of each entry that earn no error allowance (length-aware rule)
     max_length_ratio: float = 0.35  # |window - entry| phonemes allowed, relative to the entry's length
     max_verify: int = 160  # most similar (entry, window) candidates verified by edit distance per search
     approx_min_phonemes: int = 5  # entries with fewer phonemes are only matched exactly
@@ -110,6 +123,18 @@ class SearchOptions:
             raise ValueError(f"min_score must be in (0, 1], got {self.min_score}")
         if self.max_window_words < 1:
             raise ValueError("max_window_words must be >= 1")
+        if self.max_cost_per_phoneme is not None and not 0.0 < self.max_cost_per_phoneme <= 1.0:
+            raise ValueError(f"max_cost_per_phoneme must be in (0, 1] or None, got {self.max_cost_per_phoneme}")
+        if not 0.0 <= self.cost_free_phonemes < MAX_PHONEMES:
+            raise ValueError(f"cost_free_phonemes must be in [0, {MAX_PHONEMES}), got {self.cost_free_phonemes}")
+
+    def max_cost(self, nphon: np.ndarray) -> np.ndarray:
+        """Largest edit cost an approximate hit on entries of `nphon` phonemes may have (negative: none)."""
+        n = np.asarray(nphon, np.float64)
+        limit = (1.0 - self.min_score) * n
+        if self.max_cost_per_phoneme is not None:
+            limit = np.minimum(limit, self.max_cost_per_phoneme * (n - self.cost_free_phonemes))
+        return limit
 
 
 @dataclass(frozen=True)
@@ -810,9 +835,11 @@ class HotwordIndex:
         tmat = np.where(np.arange(n)[None, :] < tlen[:, None], hyp[np.minimum(tidx, len(hyp) - 1)], PAD)
         cost, matched = align_scores(emat.astype(np.int64), elen, tmat.astype(np.int64), tlen, self._boundary,
                                      word_end=True, text_is_final=st + tlen >= len(hyp))
-        score = 1.0 - cost / np.maximum(ent.nphon[rows], 1)
-        for r, s, sc, ml in zip(rows.tolist(), st.tolist(), score.tolist(), matched.tolist()):
-            if sc < opt.min_score:
+        nphon = np.maximum(ent.nphon[rows], 1)
+        score = 1.0 - cost / nphon
+        accept = cost <= opt.max_cost(nphon) + 1e-4  # float32 costs are multiples of 0.5: exact up to rounding
+        for r, s, sc, ml, ok in zip(rows.tolist(), st.tolist(), score.tolist(), matched.tolist(), accept.tolist()):
+            if not ok:
                 continue
             old = best.get(r)
             if old is None or sc > old[0]:
