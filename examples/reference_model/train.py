@@ -54,6 +54,9 @@ def main():
     ap.add_argument("--max-clip-seconds", type=float, default=12.0, help="skip longer training clips (speed)")
     ap.add_argument("--out", default=str(WORK / "ckpt"))
     ap.add_argument("--init-from", default="", help="start from these glue weights (a glue_*.pt checkpoint)")
+    ap.add_argument("--schedule-window", type=float, nargs=2, metavar=("START", "END"),
+                    help="unix times the cosine schedule spans (for a run split into several processes)")
+    ap.add_argument("--skip-final-eval", action="store_true", help="only save at the end (a segment of a longer run)")
     ap.add_argument("--resume", action="store_true",
                     help="with --init-from: also restore the optimizer state and step count saved in it")
     args = ap.parse_args()
@@ -127,7 +130,8 @@ def main():
         if step < args.warmup:
             return args.lr * (step + 1) / args.warmup
         p_steps = (step - args.warmup) / max(1, args.max_steps - args.warmup)
-        p_time = (time.time() - t_train0) / max(1.0, deadline - t_train0)
+        t0, t1 = args.schedule_window or (t_train0, deadline)
+        p_time = (time.time() - t0) / max(1.0, t1 - t0)
         p = min(1.0, max(p_steps, p_time))
         return args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * p)))
 
@@ -138,6 +142,7 @@ def main():
             raise SystemExit(f"{args.init_from}: holds no optimizer state (only glue_latest.pt does)")
         opt.load_state_dict(ck["optimizer"])
         step = int(ck["step"])
+        r = np.random.default_rng([args.seed, step])  # a new batch order: the first batches were trained on already
         log.info("resumed optimizer state at step %d", step)
     last_ckpt = last_eval = time.time()
     best = float("inf")
@@ -205,7 +210,7 @@ def main():
                 save_glue(glue, out / "glue_latest.pt", {"inventory": inventory, "step": step,
                                                          "optimizer": opt.state_dict()})
                 last_ckpt = now
-            if now - last_eval > args.eval_minutes * 60 or final:
+            if now - last_eval > args.eval_minutes * 60 or (final and not args.skip_final_eval):
                 glue.eval()
                 te = time.time()
                 rep = {"step": step, "epoch": epoch, "minutes": round((now - t_start) / 60, 1)}
