@@ -1,9 +1,10 @@
 """Run ``train`` as a chain of short processes that resume each other (optimizer state, step count, one cosine
 schedule over the whole run).
 
-Why: on the 2-core machine a training process slows down the longer it lives (1.7 s per step at start, 4-10 s after
-20-40 minutes, with no page faults, nothing else running and RSS growing from 6 to 8 GB); a fresh process that
-loads the same weights and optimizer state is fast again. The cause is not found; this makes it harmless.
+Why: on the 2-core machine a training process got slower as it lived (about 2 s per step in its first minutes, 4-10 s
+later, RSS growing from 4.6 to 8 GB), and a fresh process that loads the same weights and optimizer state started
+fast again. The cause is not established: other jobs shared the machine during most of those runs, and the machine's
+speed itself varied between sessions. Short segments bound the loss either way, at ~70 s of start-up per segment.
 
     cd examples && python -m reference_model.train_segments --init-from CKPT --until 04:03 --out DIR [train args]
 """
