@@ -62,8 +62,8 @@ def main():
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(args.threads)
-    # Adam's second moments of rarely-updated weights decay into subnormal floats, which x86 handles ~100x slower;
-    # flushing them to zero keeps the step time flat over a long run.
+    # Adam's second moments of rarely-updated weights can decay into subnormal floats, which x86 handles far slower;
+    # flush them to zero (this alone did not stop the slowdown that train_segments.py works around).
     torch.set_flush_denormal(True)
     torch.manual_seed(args.seed)
     random.seed(args.seed)
