@@ -569,14 +569,12 @@ def _mem_now() -> dict:
 def w_memory(a: dict) -> dict:
     """Where the resident memory goes: first the product path (Recognizer load + a 10 s transcription; its peak is
     this worker's figure), then each part alone after closing it (RSS split into anonymous and file-backed)."""
-    import ctypes
-
-    from nim4asr_edge.encoder import EncoderOptions, EncoderSession
+    from nim4asr_edge.encoder import EncoderOptions, EncoderSession, _return_freed_heap
     from nim4asr_edge.llm import LLMOptions, LLMSession
     from nim4asr_edge.recognizer import Recognizer, RecognizerOptions
 
     def trimmed() -> dict:  # what is still held once glibc returns freed heap
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        _return_freed_heap()
         return _mem_now()
 
     kv = a.get("kv", "f16")

@@ -381,7 +381,8 @@ class LLMSession:
         stop_id = None
         pending = [self.last_logits()]  # logits for the next choice, then after each token in `ahead`
         ahead: list[int] = []  # draft tokens already in the KV cache beyond the chosen ones
-        lookahead = 4  # draft tokens checked per batch: doubled while the draft holds, reset when it fails
+        lookahead = 4  # draft tokens checked per batch, doubled while the draft holds
+        on_draft = bool(draft)  # every token chosen so far equals the draft's
         while len(tokens) < max_new_tokens:
             logits = pending.pop(0)
             if return_logits:
@@ -393,7 +394,7 @@ class LLMSession:
                     tokens.append(tok)
                     continue
                 self.truncate(self._n_past - len(ahead))  # the draft went wrong here: drop the rest of it
-                ahead, pending, lookahead = [], [], 4
+                ahead, pending, on_draft = [], [], False
             if tok in stops:
                 stop_id = tok
                 break
@@ -401,8 +402,9 @@ class LLMSession:
             if len(tokens) == max_new_tokens:
                 break
             n = len(tokens)
+            on_draft = on_draft and n <= len(draft) and draft[n - 1] == tok
             room = min(lookahead, max_new_tokens - n, self._n_batch - 1, self._n_ctx - self._n_past - 1)
-            if room > 0 and len(draft) > n and draft[:n] == tokens:
+            if on_draft and room > 0 and len(draft) > n:
                 ahead = draft[n : n + room]
                 pending = self._eval_all_logits([tok, *ahead])
                 lookahead = min(2 * lookahead, 64)
