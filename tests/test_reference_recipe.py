@@ -163,8 +163,10 @@ def test_encoder_graph_lengths():
     from reference_model.model import Glue, GlueConfig
     from reference_model.whisper_torch import WhisperEncoder
 
-    for stack, tokens, lens in ((4, 38, [38, 13]), (8, 19, [19, 7])):
-        g = EncoderGraph(WhisperEncoder(layers=1), Glue(GlueConfig(n_phonemes=10, stack=stack))).eval()
+    for stack, tokens, lens, source in ((4, 38, [38, 13], "encoder"), (8, 19, [19, 7], "encoder"),
+                                        (8, 19, [19, 7], "posteriors")):
+        glue = Glue(GlueConfig(n_phonemes=10, stack=stack, adaptor_input=source))
+        g = EncoderGraph(WhisperEncoder(layers=1), glue).eval()
         feats = torch.randn(2, 300, 80)
         with torch.no_grad():
             emb, emb_len, logp, enc_len = g(feats, torch.tensor([300, 101]))
@@ -174,6 +176,36 @@ def test_encoder_graph_lengths():
         assert torch.allclose(logp.exp().sum(-1), torch.ones(2, 150), atol=1e-4)
         # frames past an item's length never leak into its valid tokens
         assert torch.allclose(emb[1, : lens[1]], single[0, : lens[1]], atol=1e-5)
+
+
+def test_simulated_posteriors_follow_the_phonemes():
+    """Simulated CTC posteriors decode (greedy) back to the phonemes at error rate 0, and to a sequence at the
+    asked edit distance otherwise; the alignment behind the confusion matrix counts edits correctly."""
+    from reference_model.posteriors import align_pairs, corrupt, simulate
+
+    r = np.random.default_rng(0)
+    n = 12
+    confusion = np.full((n, n), 1.0 / (n - 2))
+    confusion[:, 0] = 0
+    np.fill_diagonal(confusion, 0)
+    confusion[0] = 0
+    confusion[0, 1] = 1
+    confusion /= confusion.sum(1, keepdims=True)
+    ids = [int(i) for i in r.integers(1, n, 40)]
+    for k in range(1, len(ids)):  # CTC needs a blank between repeats; keep neighbours distinct for the check
+        if ids[k] == ids[k - 1]:
+            ids[k] = ids[k] % (n - 1) + 1
+    p = simulate(ids, n, confusion, r, error_rate=0.0)
+    assert p.shape[1] == n and torch.allclose(p.sum(-1), torch.ones(p.shape[0]), atol=1e-5)
+    best = p.argmax(-1).tolist()
+    greedy = [c for t, c in enumerate(best) if c != 0 and (t == 0 or c != best[t - 1])]
+    assert greedy == ids
+    assert p[:10, 0].min() > 0.5  # leading silence is blank
+    pairs = align_pairs([1, 2, 3, 4], [1, 5, 3])
+    assert pairs == [(1, 1), (2, 5), (3, 3), (4, None)]
+    edits = [sum(a != b for a, b in align_pairs(ids, corrupt(ids, confusion, 0.3, r))) for _ in range(50)]
+    rate = np.mean(edits) / len(ids)
+    assert 0.3 < rate < 0.6  # substitutions 0.3 + deletions 0.1 + insertions 0.05, minus chance re-draws
 
 
 def test_prefix_cache_loss_matches_full_sequence():

@@ -33,8 +33,9 @@ def glue_outputs(glue: Glue, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     """(audio embeddings [ceil(T/4), H], CTC log-probs [T, P]) for one clip's cached encoder output [T, D]."""
     with torch.no_grad():
         h = feat.float()[None]
-        emb = glue.adaptor(h)[0]
-        logp = F.log_softmax(glue.ctc_head(h)[0], dim=-1)
+        logits = glue.ctc_head(h)
+        emb = glue.embed(h, logits)[0]
+        logp = F.log_softmax(logits[0], dim=-1)
     assert emb.shape[0] == tokens_for(feat.shape[0], glue.config.stack)
     return emb, logp
 

@@ -36,7 +36,7 @@ log = logging.getLogger("refmodel.export")
 class EncoderGraph(nn.Module):
     def __init__(self, encoder: WhisperEncoder, glue: Glue):
         super().__init__()
-        self.encoder, self.ctc_head, self.adaptor = encoder, glue.ctc_head, glue.adaptor
+        self.encoder, self.glue = encoder, glue
         self.stack = glue.config.stack
 
     def forward(self, features: torch.Tensor, feature_lengths: torch.Tensor):
@@ -44,8 +44,9 @@ class EncoderGraph(nn.Module):
         enc_len = torch.div(feature_lengths + 1, 2, rounding_mode="floor")
         valid = torch.arange(h.shape[1], device=h.device)[None, :] < enc_len[:, None]
         h = h * valid[..., None].to(h.dtype)
-        logprobs = F.log_softmax(self.ctc_head(h), dim=-1)
-        emb = self.adaptor(h)
+        logits = self.glue.ctc_head(h)
+        logprobs = F.log_softmax(logits, dim=-1)
+        emb = self.glue.embed(h, logits, valid)
         emb_len = torch.div(enc_len + self.stack - 1, self.stack, rounding_mode="floor")
         return emb, emb_len, logprobs, enc_len
 
@@ -68,6 +69,8 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     glue, ck = load_glue(Path(args.glue))
     ctc_source = args.glue
+    if args.ctc_from and glue.config.adaptor_input == "posteriors":
+        raise SystemExit("this adaptor reads the CTC head's posteriors: it must ship with the head it was trained on")
     if args.ctc_from:
         cck = torch.load(args.ctc_from, map_location="cpu", weights_only=False)
         if cck["inventory"] != ck["inventory"]:

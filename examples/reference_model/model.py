@@ -26,6 +26,13 @@ class GlueConfig:
     adaptor_hidden: int = 1024
     llm_hidden: int = 576  # SmolLM2-135M width
     dropout: float = 0.1
+    # What the adaptor reads: "encoder" (the encoder's hidden states) or "posteriors" (the CTC head's phoneme
+    # posteriors, a bottleneck that carries over from synthetic to real voices far better than the hidden states)
+    adaptor_input: str = "encoder"
+
+    @property
+    def adaptor_in(self) -> int:
+        return self.n_phonemes if self.adaptor_input == "posteriors" else self.enc_dim
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -51,8 +58,8 @@ class Adaptor(nn.Module):
     def __init__(self, c: GlueConfig):
         super().__init__()
         self.stack = c.stack
-        self.norm = nn.LayerNorm(c.enc_dim * c.stack)
-        self.fc1 = nn.Linear(c.enc_dim * c.stack, c.adaptor_hidden)
+        self.norm = nn.LayerNorm(c.adaptor_in * c.stack)
+        self.fc1 = nn.Linear(c.adaptor_in * c.stack, c.adaptor_hidden)
         self.fc2 = nn.Linear(c.adaptor_hidden, c.llm_hidden)
         self.drop = nn.Dropout(c.dropout)
 
@@ -71,6 +78,14 @@ class Glue(nn.Module):
         self.config = c
         self.ctc_head = CTCHead(c)
         self.adaptor = Adaptor(c)
+
+    def embed(self, h: torch.Tensor, ctc_logits: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """Audio embeddings from the encoder output ``h`` [B, T, D] (zero past each item's frames) and the CTC
+        head's logits on it; ``valid`` [B, T] marks real frames (posteriors past them are zeroed, like ``h``)."""
+        if self.config.adaptor_input == "posteriors":
+            p = F.softmax(ctc_logits, dim=-1)
+            return self.adaptor(p if valid is None else p * valid[..., None].to(p.dtype))
+        return self.adaptor(h)
 
 
 def tokens_for(enc_frames: int, stack: int = 8) -> int:
@@ -100,7 +115,7 @@ def save_glue(glue: Glue, path: Path, extra: dict | None = None):
 
 def load_glue(path: Path) -> tuple[Glue, dict]:
     ck = torch.load(path, map_location="cpu", weights_only=False)
-    g = Glue(GlueConfig(**ck["config"]))
+    g = Glue(GlueConfig(**{"adaptor_input": "encoder", **ck["config"]}))
     g.load_state_dict(ck["state"])
     g.eval()
     return g, ck

@@ -25,6 +25,7 @@ from .data import build_inventory, feature_mask, load_split, make_batches, sampl
 from .evaluate import eval_clips, eval_real
 from .g2p import get_g2p
 from .model import Glue, GlueConfig, load_llm, save_glue
+from .posteriors import TextExamples, confusion_matrix, log_posteriors_like, simulate
 from .resources import WORK, smollm_gguf, whisper_dir
 from .speechllm import SpeechLLM
 from .whisper_torch import load_whisper
@@ -57,6 +58,11 @@ def main():
     ap.add_argument("--schedule-window", type=float, nargs=2, metavar=("START", "END"),
                     help="unix times the cosine schedule spans (for a run split into several processes)")
     ap.add_argument("--skip-final-eval", action="store_true", help="only save at the end (a segment of a longer run)")
+    ap.add_argument("--adaptor-input", choices=("encoder", "posteriors"), default="encoder",
+                    help="what the adaptor reads: the encoder's hidden states or the frozen CTC head's posteriors "
+                         "(needs --ctc-init or --init-from)")
+    ap.add_argument("--text-fraction", type=float, default=0.5,
+                    help="with --adaptor-input posteriors: share of each batch simulated from text alone")
     ap.add_argument("--resume", action="store_true",
                     help="with --init-from: also restore the optimizer state and step count saved in it")
     args = ap.parse_args()
@@ -92,12 +98,15 @@ def main():
     (out / "phonemes.txt").write_text("\n".join(inventory) + "\n")
 
     train = [c for c in train if c.meta["seconds"] <= args.max_clip_seconds]
-    cfg = GlueConfig(n_phonemes=len(inventory), stack=args.stack)
+    cfg = GlueConfig(n_phonemes=len(inventory), stack=args.stack, adaptor_input=args.adaptor_input)
+    posteriors = args.adaptor_input == "posteriors"
+    if posteriors and not (args.ctc_init or args.init_from):
+        raise SystemExit("--adaptor-input posteriors reads a trained CTC head: give --ctc-init or --init-from")
     glue = Glue(cfg)
     tok, llm = load_llm(smollm_gguf())
     if args.init_from:
         ck = torch.load(args.init_from, map_location="cpu", weights_only=False)
-        if ck["inventory"] != inventory or ck["config"] != cfg.to_dict():
+        if ck["inventory"] != inventory or {"adaptor_input": "encoder", **ck["config"]} != cfg.to_dict():
             raise SystemExit(f"{args.init_from}: inventory or config differs from this run")
         glue.load_state_dict(ck["state"])
         log.info("initialised from %s (step %s)", args.init_from, ck.get("step"))
@@ -120,6 +129,15 @@ def main():
     # A joint run shares one clipping budget between two very different losses and starved the CTC head (first
     # session); with --ctc-weight 0 the head stays as loaded and only the adaptor trains.
     train_ctc_head = args.ctc_weight > 0
+    if posteriors and train_ctc_head:
+        raise SystemExit("--adaptor-input posteriors keeps the CTC head frozen: use --ctc-weight 0")
+    text_examples = None
+    if posteriors:
+        glue.ctc_head.eval()
+        confusion = confusion_matrix(glue.ctc_head, train[:: max(1, len(train) // 800)], sym, len(inventory))
+        text_examples = TextExamples(tok, g2p, args.seed)
+        log.info("posterior adaptor: %.0f %% of each batch simulated from text (%d vocabulary words)",
+                 100 * args.text_fraction, len(text_examples.words))
     glue.ctc_head.requires_grad_(train_ctc_head)
     opt = torch.optim.AdamW([p for p in glue.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.01,
                             betas=(0.9, 0.98))
@@ -159,15 +177,24 @@ def main():
         log.info("epoch %d: %d clips, %d batches", epoch, len(train), len(batches))
         for bidx in batches:
             glue.train()
-            feats, hints, texts, tg, tl = [], [], [], [], []
-            for i in bidx:
-                c = train[i]
-                h = feature_mask(c.feat.float(), r)
-                feats.append(h)
-                hs, _ = sample_hints(r, c.meta)
+            if posteriors:
+                glue.ctc_head.eval()  # frozen: no dropout on the adaptor's input
+            feats, hints, texts, tg, tl, sims = [], [], [], [], [], []
+            n_sim = int(round(len(bidx) * args.text_fraction)) if posteriors else 0
+            real = bidx[: len(bidx) - n_sim]
+            items = [train[i].meta for i in real] + [text_examples.sample(r) for _ in range(n_sim)]
+            for k, meta in enumerate(items):
+                if k < len(real):
+                    feats.append(feature_mask(train[real[k]].feat.float(), r))
+                else:
+                    ids = [sym[p] for p in meta["phonemes"] if p in sym]
+                    p = simulate(ids, len(inventory), confusion, r)
+                    feats.append(torch.zeros(p.shape[0], cfg.enc_dim))
+                    sims.append((k, log_posteriors_like(p)))
+                hs, _ = sample_hints(r, meta)
                 hints.append(hs)
-                texts.append(c.meta["text"])
-                ids = [sym[p] for p in c.meta["phonemes"] if p in sym]
+                texts.append(meta["text"])
+                ids = [sym[p] for p in meta["phonemes"] if p in sym]
                 tg.append(torch.tensor(ids, dtype=torch.long))
                 tl.append(len(ids))
             T = max(f.shape[0] for f in feats)
@@ -175,7 +202,16 @@ def main():
             for b, f in enumerate(feats):
                 x[b, : f.shape[0]] = f
             lens = torch.tensor([f.shape[0] for f in feats])
-            emb = glue.adaptor(x)
+            valid = torch.arange(T)[None, :] < lens[:, None]
+            if posteriors:
+                with torch.no_grad():
+                    logits = glue.ctc_head(x)
+                    for k, lp in sims:
+                        logits[k] = 0
+                        logits[k, : lp.shape[0]] = lp
+                emb = glue.embed(x, logits, valid)
+            else:
+                emb = glue.adaptor(x)
             audio = [emb[b, : math.ceil(int(lens[b]) / cfg.stack)] for b in range(len(feats))]
             llm_loss, n_tok = sllm.loss(audio, hints, texts)
             if train_ctc_head:
