@@ -12,7 +12,7 @@ from nim4asr_edge.phonemes import ctc_greedy, edit_distance
 from .conftest import JFK, JFK_TEXT
 
 REF = MODELS / "nim4asr-ref-en"
-PER_JFK_MAX = 0.35  # measured 0.28 (fp32 graph, greedy CTC) with this session's head
+PER_JFK_MAX = 0.35  # measured 0.29 (shipped int8 graph; 0.30 fp32), greedy CTC
 REF_GUARD = 0.6  # the manifest's phonemes.guard.max_phoneme_error (checked below)
 pytestmark = pytest.mark.skipif(not (REF / "manifest.json").is_file(), reason="reference bundle not shipped")
 
