@@ -220,19 +220,28 @@ def run_search(args) -> dict:
     result["hnsw_lookup_one_window"] = {"p50_ms": round(pct(hn, 50), 3), "p99_ms": round(pct(hn, 99), 3)}
 
     # Whole utterances: ~27 words (~10 s), two entities, 10 % phoneme error.
-    ut, ufound, utotal = [], 0, 0
-    for _ in range(args.utterances):
+    # Interleaved with the same search without window/candidate pruning (prune=False), so their ratio is measured
+    # under the same load; which runs first alternates (the second finds the graph nodes it visits in cache).
+    unpruned = dataclasses.replace(default, prune=False)
+    ut, ut_unpruned, ufound, utotal = [], [], 0, 0
+    for i in range(args.utterances):
         ents = rng.sample(list(live_rows), 2)
         words = ctx(5, 8) + [entity(ents[0])] + ctx(6, 9) + [entity(ents[1])] + ctx(5, 8)
         ph = corrupt(join_words(words), 0.1, rng)
-        t = time.perf_counter()
-        hits = idx.search(ph, top_k=K)
-        ut.append(time.perf_counter() - t)
+        for pruned in ((True, False) if i % 2 else (False, True)):
+            t = time.perf_counter()
+            res = idx.search(ph, top_k=K, options=None if pruned else unpruned)
+            (ut if pruned else ut_unpruned).append(time.perf_counter() - t)
+            if pruned:
+                hits = res
         ids = {h.id for h in hits}
         ufound += sum(int(ent.ids[e]) in ids for e in ents)
         utotal += 2
     result["utterance_10s"] = {"p50_ms": round(pct(ut, 50), 3), "p99_ms": round(pct(ut, 99), 3),
                                "words": "21-29 + 2 entities", "recall_at_k_10pct": round(ufound / utotal, 4)}
+    result["utterance_10s_prune_off"] = {"p50_ms": round(pct(ut_unpruned, 50), 3),
+                                         "p99_ms": round(pct(ut_unpruned, 99), 3),
+                                         "p50_ratio_pruned_over_off": round(pct(ut, 50) / pct(ut_unpruned, 50), 3)}
     ut2 = []
     for _ in range(min(args.utterances, 100)):
         words = ctx(5, 8) + [entity(rng.choice(live_rows))] + ctx(6, 9) + [entity(rng.choice(live_rows))] + ctx(5, 8)

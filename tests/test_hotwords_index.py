@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import pytest
 
 from nim4asr_edge.errors import HotwordError
@@ -451,3 +452,68 @@ def test_length_aware_rule_trades_better_than_min_score(tmp_path, g2p, filler):
         assert found["rule"] > found["strict"], found
         assert false["rule"] <= false["strict"] + 6 and false["rule"] < false["min_score_0.6"] / 2, false
         assert false["rule"] / 60 <= 0.5, false
+
+
+def test_span_can_match_follows_the_acceptance_rule():
+    opt = SearchOptions()
+    spans = list(range(3, 80))
+    # with the defaults no entry may cost >= 0.5 unless it has >= 7 phonemes, and cost >= |entry - span|
+    assert [n for n, ok in zip(spans, opt.span_can_match(spans)) if not ok] == [3, 4, 5, 6]
+    # without the exact stage a zero-cost alignment counts: a 6-phoneme span can match a 6-phoneme entry
+    assert opt.span_can_match([6]).tolist() == [False]
+    assert dataclasses.replace(opt, exact=False).span_can_match([5, 6]).tolist() == [False, True]
+    assert SearchOptions(max_cost_per_phoneme=None).span_can_match([3, 5, 90]).tolist() == [True, True, False]
+
+
+def test_length_bound_never_exceeds_the_verified_cost(tmp_path):
+    from nim4asr_edge.hotwords.embed import PAD, align_scores
+
+    g = DictG2P()
+    names = ["NIO House", "Meet Park", "The NIO", "Park House at the NIO", "Me"]
+    rng = random.Random(5)
+    with HotwordIndex.build(names, tmp_path / "i", g, INV) as idx:
+        ent = idx._entries
+        words = list(DictG2P.WORDS.values())
+        for _ in range(30):
+            hyp = idx.clean_hypothesis(_corrupt(words_to_hyp(rng.choices(words, k=8)), 0.3, rng))
+            starts = np.concatenate([[0], np.flatnonzero(hyp == idx._boundary) + 1])
+            rows = np.repeat(np.arange(len(ent.ids)), len(starts))
+            st = np.tile(starts, len(ent.ids))
+            elen = ent.offsets[rows + 1] - ent.offsets[rows]
+            tlen = np.minimum(elen + np.maximum(2, elen // 3), len(hyp) - st)
+            emat = np.full((len(rows), int(elen.max())), PAD, np.int64)
+            tmat = np.full((len(rows), int(tlen.max())), PAD, np.int64)
+            for i, (r, s, t) in enumerate(zip(rows, st, tlen)):
+                emat[i, : elen[i]] = ent.seq(r)
+                tmat[i, :t] = hyp[s : s + t]
+            cost, _ = align_scores(emat, elen, tmat, tlen, idx._boundary, word_end=True,
+                                   text_is_final=st + tlen >= len(hyp))
+            bound = idx._length_bound(hyp, rows, st, tlen)
+            reachable = cost < 1e8
+            assert np.all(bound[reachable] <= cost[reachable] + 1e-4)
+            assert bound.max() >= 2  # and not vacuous
+
+
+def test_pruned_batched_search_returns_the_same_hits(tmp_path, g2p, filler):
+    """Window skipping, candidate pruning and de-duplicated lookups change no hit (unlimited verification)."""
+    names = list(generate_entities(2000, seed=17))
+    rng = random.Random(23)
+    fwords = list(filler)
+    with HotwordIndex.build(names, tmp_path / "i", g2p, INV) as idx:
+        entries = idx.list()
+        pruned = dataclasses.replace(idx.search_options, max_verify=1_000_000)
+        checked = skipped_windows = 0
+        for rule in (0.55, None):
+            opt = dataclasses.replace(pruned, max_cost_per_phoneme=rule)
+            full = dataclasses.replace(opt, prune=False)
+            for _ in range(25):
+                words = [filler[rng.choice(fwords)] for _ in range(6)]
+                words[2:2] = [rng.choice(entries).phonemes]
+                words[5:5] = [words[0], rng.choice(entries).phonemes]  # a repeated word: one lookup for both
+                hyp = _corrupt(words_to_hyp(words), 0.2, rng)
+                a, b = idx.search(hyp, options=opt), idx.search(hyp, options=full)
+                assert a == b
+                checked += bool(a)
+                clean = idx.clean_hypothesis(hyp)
+                skipped_windows += len(idx._windows(clean, full)[0]) - len(idx._windows(clean, opt)[0])
+        assert checked >= 20 and skipped_windows > 0

@@ -15,8 +15,9 @@ generation no longer matches the store: detected on open) or the new one.
 Retrieval (:meth:`HotwordIndex.search`):
 
 1. exact: every entry whose phoneme string occurs between word boundaries in the hypothesis (Aho-Corasick);
-2. approximate: for each word start and each window of 1..``max_window_words`` words, the HNSW neighbours of the
-   window's embedding (hashed phoneme n-grams) are candidates;
+2. approximate: for each word start and each window of 1..``max_window_words`` words whose length an accepted hit
+   could have, the HNSW neighbours of the window's embedding (hashed phoneme n-grams; identical windows once, all
+   in one hnswlib call) are candidates, unless their length alone rules out acceptance;
 3. every candidate is verified by edit distance against the hypothesis from the window's start (free end);
    ``score = 1 - cost / phonemes``; approximate hits need ``score >= min_score`` and, by default, a cost within
    the length-aware allowance ``max_cost_per_phoneme * (phonemes - cost_free_phonemes)`` (:class:`SearchOptions`);
@@ -113,6 +114,7 @@ class SearchOptions:
     max_verify: int = 160  # most similar (entry, window) candidates verified by edit distance per search
     approx_min_phonemes: int = 5  # entries with fewer phonemes are only matched exactly
     threads: int = 1  # HNSW query threads
+    prune: bool = True  # skip windows and candidates whose length rules out acceptance (False: check them all)
     exact: bool = True  # run the exact matcher
     approximate: bool = True  # run the HNSW stage
 
@@ -135,6 +137,19 @@ class SearchOptions:
         if self.max_cost_per_phoneme is not None:
             limit = np.minimum(limit, self.max_cost_per_phoneme * (n - self.cost_free_phonemes))
         return limit
+
+    def span_can_match(self, nphon: np.ndarray) -> np.ndarray:
+        """Whether a hypothesis span of `nphon` phonemes can be an approximate hit on an entry of any length.
+
+        Aligning an entry of n phonemes to a span of p costs at least |n - p| (see ``_length_bound``); a hit must
+        also pass the window-length filter (``max_length_ratio``) and, when the exact matcher runs, cost at least
+        0.5 (a zero-cost alignment is an exact match, found by the exact stage).
+        """
+        n_e = np.arange(self.approx_min_phonemes, MAX_PHONEMES + 1, dtype=np.float64)
+        limit = np.minimum(self.max_cost(n_e), self.max_length_ratio * n_e + 1)
+        limit[self.max_cost(n_e) < (0.5 if self.exact else 0.0) - 1e-4] = -1.0
+        p = np.asarray(nphon, np.float64)[:, None]
+        return (np.abs(p - n_e[None, :]) <= limit[None, :] + 1e-4).any(axis=1)
 
 
 @dataclass(frozen=True)
@@ -759,7 +774,8 @@ class HotwordIndex:
             self._approximate(hyp, opt, ns_id, best)
         return self._rank(best, top_k)
 
-    def _windows(self, hyp: np.ndarray, opt: SearchOptions) -> tuple[list[np.ndarray], list[int], list[int]]:
+    def _windows(self, hyp: np.ndarray, opt: SearchOptions) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+        """Word windows to look up: (phoneme id sequences, start positions, phonemes per window)."""
         b = np.flatnonzero(hyp == self._boundary)
         starts = np.concatenate([[0], b + 1])
         ends = np.concatenate([b, [len(hyp)]])
@@ -769,15 +785,21 @@ class HotwordIndex:
                 if wi + c >= len(starts):
                     break
                 e = ends[wi + c]
-                seq = hyp[s:e]
-                n = len(seq) - c  # phonemes, boundaries excluded
+                n = int(e - s) - c  # phonemes, boundaries excluded
                 if n > MAX_PHONEMES + MAX_PHONEMES // 2:
                     break
                 if n >= opt.approx_min_phonemes:
-                    seqs.append(seq)
+                    seqs.append(hyp[s:e])
                     win_start.append(int(s))
                     win_len.append(n)
-        return seqs, win_start, win_len
+        win_start_a, win_len_a = np.asarray(win_start, np.int64), np.asarray(win_len, np.int64)
+        if opt.prune and seqs:
+            # a window whose length no acceptable hit can have would only find hits on other spans from its
+            # start, which the windows of those spans look up themselves
+            useful = opt.span_can_match(win_len_a)
+            seqs = [q for q, u in zip(seqs, useful) if u]
+            win_start_a, win_len_a = win_start_a[useful], win_len_a[useful]
+        return seqs, win_start_a, win_len_a
 
     def _approximate(self, hyp: np.ndarray, opt: SearchOptions, ns_id: int | None,
                      best: dict[int, tuple[float, int, int, str]]) -> None:
@@ -785,7 +807,6 @@ class HotwordIndex:
         seqs, win_start, win_len = self._windows(hyp, opt)
         if not seqs:
             return
-        vecs = embed(seqs, len(self.inventory), self._spec)
         live = int(ent.live.sum()) if ns_id is None else int((ent.live & (ent.ns == ns_id)).sum())
         k = min(opt.candidates, live)
         if k <= 0:
@@ -799,37 +820,44 @@ class HotwordIndex:
                 self._ns_of = dict(zip(ent.ids.tolist(), ent.ns.tolist()))
             ns_of = self._ns_of
             filt = lambda label: ns_of.get(label) == ns_id
-        labels, dist = self._knn(vecs, k, opt.threads, filt)
-        ok = (1.0 - dist) >= opt.min_similarity
-        ok &= labels >= 0
+        # Identical windows (a repeated word or phrase) have the same neighbours: look each up once, in one call.
+        first: dict[bytes, int] = {}
+        which = np.array([first.setdefault(s.tobytes(), len(first)) for s in seqs], np.int64)
+        uniq = [seqs[i] for i in np.unique(which, return_index=True)[1]]
+        labels, dist = self._knn(embed(uniq, len(self.inventory), self._spec), k, opt.threads, filt)
+        labels, dist = labels[which], dist[which]
+        ok = ((1.0 - dist) >= opt.min_similarity) & (labels >= 0)
         if not ok.any():
             return
-        starts = np.repeat(np.asarray(win_start, np.int64), labels.shape[1]).reshape(labels.shape)
-        wlen = np.repeat(np.asarray(win_len, np.int64), labels.shape[1]).reshape(labels.shape)
+        win = np.broadcast_to(np.arange(len(seqs))[:, None], labels.shape)[ok]
         rows = ent.rows_of(labels[ok].astype(np.int64))
+        sim = (1.0 - dist[ok]).astype(np.float32)
         nph = ent.nphon[rows].astype(np.int64)
-        close = np.abs(wlen[ok] - nph) <= opt.max_length_ratio * nph + 1  # a window far from the entry's length
-        rows = rows[close]                                                 # cannot be its aligned window
-        if len(rows) == 0:
-            return
-        sim = (1.0 - dist[ok][close]).astype(np.float32)
-        order = np.argsort(-sim, kind="stable")  # most similar first, then keep the first of each pair
-        pairs = np.stack([rows, starts[ok][close]], axis=1)[order]
-        _, first = np.unique(pairs, axis=0, return_index=True)
-        pairs = pairs[np.sort(first)][: opt.max_verify]
-        rows, st = pairs[:, 0], pairs[:, 1]
-        keep = ent.live[rows] & (ent.nphon[rows] >= opt.approx_min_phonemes)
+        keep = np.abs(win_len[win] - nph) <= opt.max_length_ratio * nph + 1  # a window far from the entry's
+        keep &= ent.live[rows] & (nph >= opt.approx_min_phonemes)            # length cannot be its aligned span
         if ns_id is not None:
             keep &= ent.ns[rows] == ns_id
-        rows, st = rows[keep], st[keep]
+        rows, st, sim = rows[keep], win_start[win[keep]], sim[keep]
         if len(rows) == 0:
             return
+        order = np.argsort(-sim, kind="stable")  # most similar first, then keep the first of each pair
+        pairs = np.stack([rows, st], axis=1)[order]
+        _, firsts = np.unique(pairs, axis=0, return_index=True)
+        pairs = pairs[np.sort(firsts)]
+        rows, st = pairs[:, 0], pairs[:, 1]
         elen = (ent.offsets[rows + 1] - ent.offsets[rows]).astype(np.int64)
+        slack = np.maximum(2, elen // 3)
+        tlen = np.minimum(elen + slack, len(hyp) - st)
+        if opt.prune:
+            feasible = self._length_bound(hyp, rows, st, tlen) <= opt.max_cost(ent.nphon[rows]) + 1e-4
+            rows, st, elen, tlen = rows[feasible], st[feasible], elen[feasible], tlen[feasible]
+        rows, st, elen, tlen = rows[: opt.max_verify], st[: opt.max_verify], elen[: opt.max_verify], \
+            tlen[: opt.max_verify]
+        if len(rows) == 0:
+            return
         m = int(elen.max())
         idx = ent.offsets[rows][:, None] + np.arange(m)[None, :]
         emat = np.where(np.arange(m)[None, :] < elen[:, None], ent.flat[np.minimum(idx, len(ent.flat) - 1)], PAD)
-        slack = np.maximum(2, elen // 3)
-        tlen = np.minimum(elen + slack, len(hyp) - st)
         n = int(tlen.max())
         tidx = st[:, None] + np.arange(n)[None, :]
         tmat = np.where(np.arange(n)[None, :] < tlen[:, None], hyp[np.minimum(tidx, len(hyp) - 1)], PAD)
@@ -847,6 +875,21 @@ class HotwordIndex:
                 while end > s and hyp[end - 1] == self._boundary:
                     end -= 1
                 best[r] = (round(sc, 4), s, end, "approx" if old is None or old[3] != "exact" else "exact")
+
+    def _length_bound(self, hyp: np.ndarray, rows: np.ndarray, st: np.ndarray, tlen: np.ndarray) -> np.ndarray:
+        """Lower bound on each (entry row, start) pair's verification cost: the phoneme-count difference.
+
+        Every edit that changes the number of phonemes (boundaries excluded) by one costs 1, so aligning an entry
+        of n phonemes to a span of p phonemes costs at least |n - p|; the bound is the smallest such difference
+        over the spans :func:`align_scores` may end at (word ends within ``tlen`` of the start).
+        """
+        is_b = hyp == self._boundary
+        cum = np.concatenate([[0], np.cumsum(~is_b)])  # phonemes in hyp[:j]
+        word_end = np.concatenate([np.flatnonzero(is_b), [len(hyp)]])  # exclusive end of every word
+        span = cum[word_end][None, :] - cum[st][:, None]  # (pairs, words): phonemes from the start to each end
+        valid = (word_end[None, :] > st[:, None]) & (word_end[None, :] - st[:, None] <= tlen[:, None])
+        diff = np.abs(self._entries.nphon[rows].astype(np.int64)[:, None] - span)
+        return np.where(valid, diff, MAX_PHONEMES * 4).min(axis=1)
 
     def _knn(self, vecs: np.ndarray, k: int, threads: int, filt) -> tuple[np.ndarray, np.ndarray]:
         try:
