@@ -279,6 +279,9 @@ class LlamaContext(_Owner):
     def n_ubatch(self) -> int:
         return int(_L.llama_n_ubatch(self._live()))
 
+    def set_threads(self, n_threads: int, n_threads_batch: int) -> None:
+        _L.llama_set_n_threads(self._live(), n_threads, n_threads_batch)
+
     def clear(self) -> None:
         """Drop every cached position (all sequences)."""
         self._live()

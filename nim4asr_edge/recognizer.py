@@ -52,6 +52,7 @@ class RecognizerOptions:
     llm: LLMOptions | None = None  # advanced llama.cpp settings (threads/n_ctx above override theirs)
     encoder: EncoderOptions | None = None  # advanced onnxruntime settings (threads above override theirs)
     guard: "GuardOptions | str" = "auto"  # "auto": the bundle's calibrated evidence guard, if any; "off"; or options
+    tune_decode_threads: bool = True  # at load, decode with 1 thread if that is faster here (small LLMs; ~0.2 s)
 
     def __post_init__(self) -> None:
         if self.threads < 0:
@@ -110,6 +111,8 @@ class Recognizer:
             self.close()
             raise BundleError(message)
         self.decoder = PromptedDecoder(self.llm, self.prompt)  # the static prefix is evaluated once, here
+        if options.tune_decode_threads:
+            self.llm.tune_decode_threads(self.decoder.prefix[-1])
         self._owned: list = []  # objects the recognizer created and must close
         self.hotwords = self._open_hotwords(hotwords)
         self.guard = self._make_guard()
@@ -277,6 +280,7 @@ class Recognizer:
         opts["bundle"] = str(self.bundle.path)
         opts["encoder_file"] = self.encoder.path.name if self.encoder else None
         opts["llm_file"] = self.llm.path.name if self.llm else None
+        opts["llm_decode_threads"] = self.llm.options.n_threads if self.llm else None
         return opts
 
 

@@ -223,6 +223,26 @@ def test_truncate_and_continue_matches_fresh_prefill(tiny: Tiny) -> None:
             sess.truncate(sess.n_past + 1)
 
 
+def test_tune_decode_threads_keeps_cache_and_results(tiny: Tiny) -> None:
+    """Thread tuning measures on the live context, leaves the KV cache as found and changes no logits; a model
+    slower than the small-model bound keeps every thread; forks inherit the chosen count."""
+    opts = dataclasses.replace(EXACT, n_threads=2, n_threads_batch=2)
+    with LLMSession(tiny.f32, opts) as sess:
+        sess.clear()
+        sess.eval_tokens(tiny.prefix)
+        sess.eval_embeds(tiny.audio)
+        keep = sess.n_past
+        assert sess.tune_decode_threads(tiny.prefix[-1], small_model_ms=0.0) == 2  # "too slow": not tried
+        assert sess.options.n_threads == 2 and sess.n_past == keep
+        chosen = sess.tune_decode_threads(tiny.prefix[-1], small_model_ms=1e9)
+        assert chosen in (1, 2) and sess.options.n_threads == chosen and sess.options.n_threads_batch == 2
+        assert sess.n_past == keep
+        sess.eval_tokens(tiny.suffix, output_last=True)
+        np.testing.assert_allclose(sess.last_logits(), tiny.ref_logits[0], atol=1e-3)
+        with sess.fork() as child:
+            assert child.options.n_threads == chosen
+
+
 @pytest.mark.parametrize("case", ["right", "diverges", "wrong", "longer", "stop_inside"])
 def test_draft_gives_the_greedy_tokens_with_fewer_decode_calls(tiny: Tiny, case: str) -> None:
     ref = tiny.ref_tokens
