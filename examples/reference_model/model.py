@@ -27,7 +27,7 @@ class GlueConfig:
     llm_hidden: int = 576  # SmolLM2-135M width
     dropout: float = 0.1
     # What the adaptor reads: "encoder" (the encoder's hidden states) or "posteriors" (the CTC head's phoneme
-    # posteriors, a bottleneck that carries over from synthetic to real voices far better than the hidden states)
+    # posteriors: the head hears real voices where an adaptor on the hidden states does not; README, fourth session)
     adaptor_input: str = "encoder"
 
     @property
@@ -79,7 +79,7 @@ class Glue(nn.Module):
         self.ctc_head = CTCHead(c)
         self.adaptor = Adaptor(c)
 
-    def embed(self, h: torch.Tensor, ctc_logits: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    def embed(self, h: torch.Tensor, ctc_logits: torch.Tensor | None, valid: torch.Tensor | None = None) -> torch.Tensor:
         """Audio embeddings from the encoder output ``h`` [B, T, D] (zero past each item's frames) and the CTC
         head's logits on it; ``valid`` [B, T] marks real frames (posteriors past them are zeroed, like ``h``)."""
         if self.config.adaptor_input == "posteriors":

@@ -203,15 +203,14 @@ def main():
                 x[b, : f.shape[0]] = f
             lens = torch.tensor([f.shape[0] for f in feats])
             valid = torch.arange(T)[None, :] < lens[:, None]
+            logits = None
             if posteriors:
                 with torch.no_grad():
                     logits = glue.ctc_head(x)
                     for k, lp in sims:
                         logits[k] = 0
                         logits[k, : lp.shape[0]] = lp
-                emb = glue.embed(x, logits, valid)
-            else:
-                emb = glue.adaptor(x)
+            emb = glue.embed(x, logits, valid)
             audio = [emb[b, : math.ceil(int(lens[b]) / cfg.stack)] for b in range(len(feats))]
             llm_loss, n_tok = sllm.loss(audio, hints, texts)
             if train_ctc_head:
