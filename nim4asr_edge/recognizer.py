@@ -273,7 +273,10 @@ class Recognizer:
         """Hotwords found in a phoneme-CTC hypothesis, best first (empty without a hotword index)."""
         if self.hotwords is None or not phonemes or self.options.hotword_top_k == 0:
             return []
-        return self.hotwords.search(phonemes, top_k=self.options.hotword_top_k)
+        # The search sits between the encoder and the LLM, so it may use every thread the recognizer has: HNSW
+        # looks all windows of the hypothesis up in one call (1M entries, 10 s: 18.6 ms p50 on 1 thread, 11.8 on 2).
+        options = dataclasses.replace(self.hotwords.search_options, threads=self.options.effective_threads)
+        return self.hotwords.search(phonemes, top_k=self.options.hotword_top_k, options=options)
 
     def _options_dict(self) -> dict:
         opts = dataclasses.asdict(self.options)
