@@ -76,12 +76,13 @@ def corrupt(ids: list[int], confusion: np.ndarray, rate: float, r: np.random.Gen
 
 
 def simulate(ids: list[int], n_classes: int, confusion: np.ndarray, r: np.random.Generator,
-             error_rate: float | None = None, lead_s: float | None = None) -> torch.Tensor:
-    """Posteriors [T, n_classes] (50 Hz frames) for the phoneme ids of one utterance."""
+             error_rate: float | None = None, pad_s: float | None = None) -> torch.Tensor:
+    """Posteriors [T, n_classes] (50 Hz frames) for the phoneme ids of one utterance; ``error_rate`` defaults to a
+    draw from U(0.03, 0.35), the leading and trailing silence ``pad_s`` to Beta(1, 3) s each."""
     rate = float(r.uniform(0.03, 0.35)) if error_rate is None else error_rate
     seq = corrupt(ids, confusion, rate, r)
-    lead = r.beta(1, 3) if lead_s is None else lead_s
-    tail = r.beta(1, 3) if lead_s is None else lead_s
+    lead = r.beta(1, 3) if pad_s is None else pad_s
+    tail = r.beta(1, 3) if pad_s is None else pad_s
     speed = r.uniform(0.75, 1.3)  # frames per phoneme scale
     frames: list[tuple[int, float]] = [(BLANK, 1.0)] * int(lead * 50)
     for i in seq:
