@@ -16,6 +16,7 @@ import json
 import numpy as np
 
 from .data import load_split
+from .evaluate_bundle import _run
 from .textnorm import wer_counts
 
 
@@ -34,9 +35,9 @@ def main() -> None:
             raise SystemExit("this bundle declares no evidence guard")
         for split in ("eval_clean", "eval_noisy"):
             for c in load_split(split)[0][args.skip:]:
-                res = rec.transcribe(c.wav.numpy().astype(np.float32) / 32767.0, sample_rate=16000)
-                e, n = wer_counts(c.meta["text"], res.unguarded_text)
-                errors.append(1.0 - (res.confidence if res.confidence is not None else 1.0))
+                out = _run(rec, c.wav.numpy().astype(np.float32) / 32767.0, [])
+                e, n = wer_counts(c.meta["text"], out["raw"])
+                errors.append(1.0 - (out["confidence"] if out["confidence"] is not None else 1.0))
                 wers.append(e / max(n, 1))
         current = rec.guard.options.max_phoneme_error
     d, w = np.asarray(errors), np.asarray(wers)
