@@ -21,7 +21,7 @@ setup(
     packages=runtime_packages + export_packages,
     package_dir={"nim4asr_export": "export"},
     include_package_data=True,
-    package_data={"nim4asr_edge": ["py.typed", "models/*/*"]},
+    package_data={"nim4asr_edge": ["py.typed", "models/*/*", "hotwords/data/*.json"]},
     install_requires=[
         "numpy>=1.24",
         "onnxruntime>=1.18",

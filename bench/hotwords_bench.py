@@ -3,8 +3,10 @@
     nice -n 10 python bench/hotwords_bench.py --n 1000000 --dir /tmp/hw1m > hotwords_1m.json
 
 Side by side in one run: exact Aho-Corasick only (the paper's method), HNSW (exact + approximate, the default),
-HNSW with the length-aware acceptance rule off (min_score alone), and brute-force nearest neighbours in place of
-HNSW (the ceiling for the approximate stage); operating points of min_score and of the length-aware rule
+HNSW with the length-aware acceptance rule off (min_score alone), HNSW with unit substitution costs (the measured
+phoneme costs off), and brute-force nearest neighbours in place of HNSW (the ceiling for the approximate stage);
+the verifier bound (share of queries whose true entry passes acceptance at all: the ceiling for any candidate
+generator); operating points of min_score and of the length-aware rule
 (max_cost_per_phoneme:cost_free_phonemes) on the same queries. --search-options overrides SearchOptions. Searching runs in a
 child process that only opens the built index, so its RSS is what serving the index costs.
 
@@ -42,10 +44,10 @@ from nim4asr_edge.hotwords import (
     HotwordIndex,
     IndexOptions,
 )
-from nim4asr_edge.hotwords.embed import embed
+from nim4asr_edge.hotwords.embed import PAD, align_scores, embed
 
 # Acoustically close phonemes (voicing, place, vowel height/backness neighbours). Defined here, independently of
-# the retriever, which scores every substitution alike.
+# the retriever, whose substitution costs were measured on the reference CTC head (hotwords/costs.py).
 CONFUSABLE_GROUPS = [
     "p b", "t d ɾ", "k ɡ", "f v", "θ ð f", "s z", "ʃ ʒ s", "tʃ dʒ ʃ", "m n", "n ŋ", "l ɹ", "w v", "j i",
     "i iː ɪ", "ɪ ɛ ᵻ", "ɛ æ eɪ", "ə ʌ ɐ", "ɚ ɜː ə", "ɑː ɔː ʌ", "ɔː oʊ", "ʊ uː", "aɪ æ", "aʊ æ", "ɔɪ ɔː", "h ʔ",
@@ -104,7 +106,7 @@ def run_build(args) -> dict:
     g2p = EspeakG2P()
     t1 = time.perf_counter()
     idx = HotwordIndex.build(names, out, g2p, ENGLISH_INVENTORY,
-                             options=IndexOptions(M=args.M, ef_construction=args.ef_construction),
+                             options=IndexOptions(dim=args.dim, M=args.M, ef_construction=args.ef_construction),
                              progress=args.progress, overwrite=True)
     t_build = time.perf_counter() - t1
     rep = idx.import_report
@@ -142,6 +144,30 @@ class BruteForce:
         return labels, dist
 
 
+def verifier_bound(idx: HotwordIndex, snippets: dict, opt) -> dict:
+    """Share of snippets whose true entry passes acceptance at its best word start: an upper bound on the recall of
+    any candidate generator (HNSW, brute force) with these acceptance options; the rest is lost to the rule."""
+    ent = idx._entries
+    out = {}
+    for rate, snips in snippets.items():
+        ok = 0
+        for r, ph in snips:
+            hyp = idx.clean_hypothesis(ph)
+            starts = np.concatenate([[0], np.flatnonzero(hyp == idx._boundary) + 1])
+            e = ent.seq(int(r)).astype(np.int64)
+            texts = np.full((len(starts), len(hyp)), PAD, np.int64)
+            for i, st in enumerate(starts):
+                texts[i, : len(hyp) - st] = hyp[st:]
+            cost, _ = align_scores(np.tile(e, (len(starts), 1)), np.full(len(starts), len(e)), texts,
+                                   len(hyp) - starts, idx._boundary, word_end=True,
+                                   sub_cost=idx._sub_cost if opt.phoneme_costs else None)
+            best = float(cost.min())
+            ok += best == 0 or (ent.nphon[int(r)] >= opt.approx_min_phonemes
+                                and best <= float(opt.max_cost(np.array([ent.nphon[int(r)]]))[0]) + 1e-4)
+        out[f"{int(rate * 100)}%"] = round(ok / max(len(snips), 1), 4)
+    return out
+
+
 def run_search(args) -> dict:
     rng = random.Random(args.seed + 1)
     rss0 = rss_mb()
@@ -175,6 +201,8 @@ def run_search(args) -> dict:
     modes = {"exact_aho_corasick": dataclasses.replace(default, approximate=False), "hnsw": default}
     if default.max_cost_per_phoneme is not None:
         modes["hnsw_min_score_only"] = legacy
+    if idx.costs is not None and default.phoneme_costs:
+        modes["hnsw_unit_costs"] = dataclasses.replace(default, phoneme_costs=False)
     result: dict = {"open_s": round(open_s, 2), "rss_before_open_mb": round(rss0, 1),
                     "rss_after_open_mb": round(rss_open, 1), "search_options": default.__dict__, "top_k": K}
 
@@ -312,6 +340,7 @@ def run_search(args) -> dict:
         res["hnsw_over_brute"] = round(res["hnsw"] / res["brute_force"], 4) if res["brute_force"] else None
         paired[f"{int(rate * 100)}%"] = res
     result["brute_force_vs_hnsw"] = {"queries_per_rate": len(brute_rows), **paired}
+    result["verifier_bound"] = verifier_bound(idx, snippets, default)
     result["recall_at_k"] = recall
     result["snippet_latency"] = lat
     idx.close()
@@ -335,6 +364,7 @@ def main(argv=None) -> int:
     ap.add_argument("--sweep-queries", type=int, default=400, help="snippets per sweep operating point")
     ap.add_argument("--search-options", default="{}",
                     help='SearchOptions overrides for every mode, JSON (e.g. \'{"ef": 64, "candidates": 16}\')')
+    ap.add_argument("--dim", type=int, default=IndexOptions.dim, help="embedding width (power of two)")
     ap.add_argument("--M", type=int, default=16)
     ap.add_argument("--ef-construction", type=int, default=80)
     ap.add_argument("--progress", action="store_true")

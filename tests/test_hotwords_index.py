@@ -472,6 +472,7 @@ def test_length_bound_never_exceeds_the_verified_cost(tmp_path):
     names = ["NIO House", "Meet Park", "The NIO", "Park House at the NIO", "Me"]
     rng = random.Random(5)
     with HotwordIndex.build(names, tmp_path / "i", g, INV) as idx:
+        assert idx._sub_cost is not None
         ent = idx._entries
         words = list(DictG2P.WORDS.values())
         for _ in range(30):
@@ -486,12 +487,13 @@ def test_length_bound_never_exceeds_the_verified_cost(tmp_path):
             for i, (r, s, t) in enumerate(zip(rows, st, tlen)):
                 emat[i, : elen[i]] = ent.seq(r)
                 tmat[i, :t] = hyp[s : s + t]
-            cost, _ = align_scores(emat, elen, tmat, tlen, idx._boundary, word_end=True,
-                                   text_is_final=st + tlen >= len(hyp))
             bound = idx._length_bound(hyp, rows, st, tlen)
-            reachable = cost < 1e8
-            assert np.all(bound[reachable] <= cost[reachable] + 1e-4)
-            assert bound.max() >= 2  # and not vacuous
+            assert bound.max() >= 2  # not vacuous
+            for sub_cost in (None, idx._sub_cost):  # unit costs and the shipped substitution costs
+                cost, _ = align_scores(emat, elen, tmat, tlen, idx._boundary, word_end=True,
+                                       text_is_final=st + tlen >= len(hyp), sub_cost=sub_cost)
+                reachable = cost < 1e8
+                assert np.all(bound[reachable] <= cost[reachable] + 1e-4)
 
 
 def test_pruned_batched_search_returns_the_same_hits(tmp_path, g2p, filler):
@@ -517,3 +519,15 @@ def test_pruned_batched_search_returns_the_same_hits(tmp_path, g2p, filler):
                 clean = idx.clean_hypothesis(hyp)
                 skipped_windows += len(idx._windows(clean, full)[0]) - len(idx._windows(clean, opt)[0])
         assert checked >= 20 and skipped_windows > 0
+
+
+def test_entry_rows_of_dense_and_sparse_ids():
+    from nim4asr_edge.hotwords.index import _Entries
+
+    for ids in ([1, 2, 5, 9], [1, 5, 50_000_000]):  # a dense id map, and sorted search for sparse ids
+        e = _Entries.empty()
+        e.append(ids, [[2, 3]] * len(ids), [2] * len(ids), ["default"] * len(ids), [1.0] * len(ids))
+        assert e.rows_of(np.array(ids[::-1], np.int64)).tolist() == list(range(len(ids)))[::-1]
+        for missing in (3, 0, 60_000_000, -1):
+            with pytest.raises(HotwordError, match="disagree"):
+                e.rows_of(np.array([ids[0], missing], np.int64))

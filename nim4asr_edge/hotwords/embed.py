@@ -87,11 +87,14 @@ def embed(seqs: list[np.ndarray], n_symbols: int, spec: EmbeddingSpec) -> np.nda
 
 def align_scores(entries: np.ndarray, entry_len: np.ndarray, texts: np.ndarray, text_len: np.ndarray,
                  boundary: int, word_end: bool = False,
-                 text_is_final: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 text_is_final: np.ndarray | None = None,
+                 sub_cost: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Edit cost of each entry against the best-matching prefix of its text, and that prefix's length.
 
     entries: (C, M) int ids padded with PAD; texts: (C, N) int ids padded with PAD. Substitution and phoneme
-    insertion/deletion cost 1; inserting or deleting the word boundary `boundary` costs 0.5. With `word_end`, the
+    insertion/deletion cost 1; inserting or deleting the word boundary `boundary` costs 0.5. `sub_cost`, if given,
+    is a (V + 1, V + 1) matrix of substitution costs [entry symbol, text symbol] over ids < V, whose last row and
+    column (where PAD = -1 lands) must be large (see :class:`~.costs.PhonemeCosts`). With `word_end`, the
     matched prefix must end at a word boundary, or at the end of a text whose `text_is_final` is True (the text
     is the rest of the hypothesis, not a cut-off window; default: all True).
     Returns (cost (C,) float32, matched_text_len (C,) int64).
@@ -119,8 +122,11 @@ def align_scores(entries: np.ndarray, entry_len: np.ndarray, texts: np.ndarray, 
         dele = np.where(e == boundary, 0.5, 1.0).astype(np.float32)[:, None]
         tmp = np.empty_like(row)
         tmp[:, 0] = row[:, 0] + dele[:, 0]
-        sub = (texts != e[:, None]).astype(np.float32)
-        sub[texts == PAD] = big
+        if sub_cost is None:
+            sub = (texts != e[:, None]).astype(np.float32)
+            sub[texts == PAD] = big
+        else:
+            sub = sub_cost[e[:, None], texts]
         np.minimum(row[:, :-1] + sub, row[:, 1:] + dele, out=tmp[:, 1:])
         # horizontal moves (insert text symbols): D[j] = min_k<=j tmp[k] + prefix[j] - prefix[k]
         row = np.minimum.accumulate(tmp - prefix, axis=1) + prefix

@@ -44,6 +44,7 @@ import hnswlib
 import numpy as np
 
 from ..errors import HotwordError
+from .costs import PhonemeCosts, default_costs
 from .embed import PAD, EmbeddingSpec, align_scores, embed
 from .g2p import BLANK, G2P, WORD_BOUNDARY, get_g2p
 from .matcher import ExactMatcher
@@ -115,6 +116,7 @@ class SearchOptions:
     approx_min_phonemes: int = 5  # entries with fewer phonemes are only matched exactly
     threads: int = 1  # HNSW query threads
     prune: bool = True  # skip windows and candidates whose length rules out acceptance (False: check them all)
+    phoneme_costs: bool = True  # the index's substitution costs (see costs.py); False: every substitution costs 1
     exact: bool = True  # run the exact matcher
     approximate: bool = True  # run the HNSW stage
 
@@ -237,6 +239,7 @@ class _Entries:
     weight: np.ndarray  # float32
     live: np.ndarray  # bool: False once removed
     namespaces: list[str]
+    _row_of: np.ndarray | None = field(default=None, repr=False)  # id -> row (-1: none), built on first use
 
     @classmethod
     def empty(cls) -> _Entries:
@@ -247,11 +250,20 @@ class _Entries:
         return self.flat[self.offsets[row] : self.offsets[row + 1]]
 
     def rows_of(self, ids: np.ndarray) -> np.ndarray:
-        rows = np.searchsorted(self.ids, ids)
-        rows = np.minimum(rows, max(len(self.ids) - 1, 0))
-        if len(self.ids) == 0 or not np.array_equal(self.ids[rows], ids):
+        top = int(self.ids[-1]) + 1 if len(self.ids) else 0
+        if top > 4 * len(self.ids) + (1 << 20):  # ids too sparse (many removals) for a dense map
+            rows = np.minimum(np.searchsorted(self.ids, ids), max(len(self.ids) - 1, 0))
+            if len(self.ids) == 0 or not np.array_equal(self.ids[rows], ids):
+                raise HotwordError("search index and entry table disagree (damaged index): rebuild it")
+            return rows
+        if self._row_of is None:
+            self._row_of = np.full(top, -1, np.int32 if len(self.ids) < 2**31 else np.int64)
+            self._row_of[self.ids] = np.arange(len(self.ids))
+        ok = (ids >= 0) & (ids < len(self._row_of))
+        rows = self._row_of[np.where(ok, ids, 0)] if len(self._row_of) else np.full(len(ids), -1)
+        if not ok.all() or (rows < 0).any():
             raise HotwordError("search index and entry table disagree (damaged index): rebuild it")
-        return rows
+        return rows.astype(np.int64)
 
     def append(self, ids, seqs, nphon, ns_names, weights) -> None:
         ns_idx = []
@@ -267,6 +279,7 @@ class _Entries:
         self.ns = np.concatenate([self.ns, np.asarray(ns_idx, np.int16)])
         self.weight = np.concatenate([self.weight, np.asarray(weights, np.float32)])
         self.live = np.concatenate([self.live, np.ones(len(ids), bool)])
+        self._row_of = None
 
     def save(self, f) -> None:
         np.savez(f, ids=self.ids, offsets=self.offsets, flat=self.flat, nphon=self.nphon, ns=self.ns,
@@ -335,6 +348,9 @@ class HotwordIndex:
         self._matcher = ExactMatcher(self._boundary)
         self._ef = 0
         self._ns_of: dict[int, int] | None = None
+        self._costs: PhonemeCosts | None = None
+        self._sub_cost: np.ndarray | None = None
+        self.set_costs(default_costs(self.inventory))
         self.import_report: ImportReport | None = None  # report of the import that built this index
         self.generation = -1
 
@@ -726,6 +742,16 @@ class HotwordIndex:
         self.generation = store.generation
 
     # ---------------------------------------------------------------------------------------------- search
+    @property
+    def costs(self) -> PhonemeCosts | None:
+        """The verifier's substitution costs (None: every substitution costs 1)."""
+        return self._costs
+
+    def set_costs(self, costs: PhonemeCosts | None) -> None:
+        """Use ``costs`` (measured for this index's inventory) in verification; None for unit costs."""
+        self._sub_cost = None if costs is None else costs.matrix(self.inventory)
+        self._costs = costs
+
     def search_text(self, text: str, top_k: int = 10, namespace: str | None = None,
                     options: SearchOptions | None = None) -> list[HotwordHit]:
         """Phonemise `text` with the store's G2P and :meth:`search` it (for the CLI and tests)."""
@@ -857,12 +883,14 @@ class HotwordIndex:
             return
         m = int(elen.max())
         idx = ent.offsets[rows][:, None] + np.arange(m)[None, :]
-        emat = np.where(np.arange(m)[None, :] < elen[:, None], ent.flat[np.minimum(idx, len(ent.flat) - 1)], PAD)
+        emat = np.where(np.arange(m)[None, :] < elen[:, None],
+                        ent.flat[np.minimum(idx, len(ent.flat) - 1)].astype(np.int64), PAD)
         n = int(tlen.max())
         tidx = st[:, None] + np.arange(n)[None, :]
-        tmat = np.where(np.arange(n)[None, :] < tlen[:, None], hyp[np.minimum(tidx, len(hyp) - 1)], PAD)
-        cost, matched = align_scores(emat.astype(np.int64), elen, tmat.astype(np.int64), tlen, self._boundary,
-                                     word_end=True, text_is_final=st + tlen >= len(hyp))
+        tmat = np.where(np.arange(n)[None, :] < tlen[:, None], hyp[np.minimum(tidx, len(hyp) - 1)].astype(np.int64),
+                        PAD)
+        cost, matched = align_scores(emat, elen, tmat, tlen, self._boundary,
+                                     word_end=True, text_is_final=st + tlen >= len(hyp), sub_cost=self._sub_cost if opt.phoneme_costs else None)
         nphon = np.maximum(ent.nphon[rows], 1)
         score = 1.0 - cost / nphon
         accept = cost <= opt.max_cost(nphon) + 1e-4  # float32 costs are multiples of 0.5: exact up to rounding
