@@ -104,3 +104,28 @@ def test_index_accepts_confusable_errors_that_unit_costs_reject(tmp_path):
         # the same number of unrelated substitutions is rejected either way
         idx.set_costs(default_costs(INV))
         assert idx.search("ð ə | k ɪ θ z b ʊ ɹ i | ʃ ɪ l z".split()) == []
+
+
+def test_compiled_verifier_matches_numpy():
+    from nim4asr_edge.hotwords import embed
+
+    assert embed._compiled is not None, "the C verifier (nim4asr_edge/hotwords/_align.c) was not built: pip install -e ."
+    rng = np.random.default_rng(4)
+    costs = default_costs(INV).matrix(INV)
+    b = SYM["|"]
+    for trial in range(40):
+        c, m, n = int(rng.integers(1, 60)), int(rng.integers(1, 20)), int(rng.integers(1, 30))
+        elen = rng.integers(0, m + 1, c)
+        tlen = rng.integers(0, n + 1, c)
+        pool = np.array([b, b, *range(2, 12)])  # few symbols and many boundaries: many matches and word ends
+        ent = np.where(np.arange(m)[None, :] < elen[:, None], rng.choice(pool, (c, m)), PAD)
+        txt = np.where(np.arange(n)[None, :] < tlen[:, None], rng.choice(pool, (c, n)), PAD)
+        final = rng.random(c) < 0.5
+        for word_end in (False, True):
+            for sub in (None, costs):
+                want = embed.align_scores_numpy(ent, elen, txt, tlen, b, word_end, final, sub)
+                got = embed.align_scores(ent, elen, txt, tlen, b, word_end, final, sub)
+                reach = want[0] < 1e8
+                assert np.array_equal(reach, got[0] < 1e8)
+                assert np.array_equal(want[0][reach], got[0][reach]), (trial, word_end, sub is None)
+                assert np.array_equal(want[1][reach], got[1][reach]), (trial, word_end, sub is None)

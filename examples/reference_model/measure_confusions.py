@@ -1,10 +1,9 @@
 """Measure which phonemes the reference CTC head confuses and write the hotword verifier's substitution costs.
 
-    python -m reference_model.measure_confusions [--ctc CKPT] [--skip 25] [--out PATH]
+    python -m reference_model.measure_confusions [--ctc CKPT] [--out PATH]
 
-The head's greedy output on every training clip and on the held-out clips after the first ``--skip`` of each set
-(``evaluate_bundle --limit 25`` reports on those) is aligned to the clip's eSpeak phonemes; the substitution counts
-become a :class:`nim4asr_edge.hotwords.costs.PhonemeCosts` table (default: the SDK's shipped English table).
+The head's greedy output on every training clip is aligned to the clip's eSpeak phonemes (the held-out clips stay
+out: they evaluate retrieval on real CTC output, ``bench/hotwords_real_ctc.py``); the substitution counts become a :class:`nim4asr_edge.hotwords.costs.PhonemeCosts` table (default: the SDK's shipped English table).
 Prints the error breakdown and the table's pairs as JSON.
 """
 from __future__ import annotations
@@ -27,7 +26,6 @@ from .resources import WORK
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ctc", default=str(WORK / "ckpt" / "ctc_s3.pt"), help="train_ctc.py checkpoint of the head")
-    ap.add_argument("--skip", type=int, default=25)
     ap.add_argument("--out", default=str(_DEFAULT_FILE))
     args = ap.parse_args()
     torch.set_num_threads(2)
@@ -41,7 +39,7 @@ def main() -> None:
     sym = {p: i for i, p in enumerate(inventory)}
     n = len(inventory)
     counts = np.zeros((n + 1, n + 1), np.int64)  # last row / column: nothing (insertion / deletion)
-    clips = load_split("train")[0] + [c for s in ("eval_clean", "eval_noisy") for c in load_split(s)[0][args.skip:]]
+    clips = load_split("train")[0]
     with torch.no_grad():
         for c in clips:
             best = head(c.feat.float()).argmax(-1).tolist()
@@ -49,8 +47,8 @@ def main() -> None:
             ref = [sym[p] for p in c.meta["phonemes"] if p in sym]
             for a, b in align_pairs(ref, hyp):
                 counts[n if a is None else a, n if b is None else b] += 1
-    source = (f"greedy output of {Path(args.ctc).name} (step {ck.get('step')}) on {len(clips)} synthetic clips "
-              f"(training set and held-out clips after the first {args.skip} per set), reference_model.measure_confusions")
+    source = (f"greedy output of {Path(args.ctc).name} (step {ck.get('step')}) on the {len(clips)} synthetic training "
+              "clips, reference_model.measure_confusions")
     costs = costs_from_confusions(counts[:n, :n], inventory, source)
     costs.save(args.out)
     ref_total = int(counts[:n].sum())

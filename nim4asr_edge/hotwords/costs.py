@@ -85,7 +85,12 @@ class PhonemeCosts:
             raise HotwordError(f"cannot read phoneme costs {path}: {exc}") from exc
 
     def save(self, path: str | os.PathLike) -> None:
-        Path(path).write_text(json.dumps(self.to_json(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        """JSON, one pair per line (reviewable diffs)."""
+        d = self.to_json()
+        pairs = d.pop("pairs")
+        head = json.dumps(d, ensure_ascii=False, indent=1)[:-2]
+        body = ",\n".join("  " + json.dumps(p, ensure_ascii=False) for p in pairs)
+        Path(path).write_text(f'{head},\n "pairs": [\n{body}\n ]\n}}\n', encoding="utf-8")
 
 
 def costs_from_confusions(counts: np.ndarray, inventory: Sequence[str], source: str = "",

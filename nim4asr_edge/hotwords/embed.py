@@ -15,7 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PAD", "EmbeddingSpec", "align_scores", "embed"]
+__all__ = ["PAD", "EmbeddingSpec", "align_scores", "align_scores_numpy", "embed"]
+
+try:  # the compiled verifier (optional extension, built by setup.py)
+    from . import _align as _compiled
+except ImportError:  # pragma: no cover - depends on the build
+    _compiled = None
 
 PAD = -1  # padding value in id matrices
 _MUL1 = np.uint64(0x9E3779B97F4A7C15)  # 64-bit golden-ratio multiplier (Fibonacci hashing)
@@ -89,6 +94,30 @@ def align_scores(entries: np.ndarray, entry_len: np.ndarray, texts: np.ndarray, 
                  boundary: int, word_end: bool = False,
                  text_is_final: np.ndarray | None = None,
                  sub_cost: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Edit cost of each entry against the best-matching prefix of its text, and that prefix's length.
+
+    Runs the compiled verifier (``_align.c``) when it was built, else :func:`align_scores_numpy`; both give the same
+    results (see that function for the arguments).
+    """
+    if _compiled is None:
+        return align_scores_numpy(entries, entry_len, texts, text_len, boundary, word_end, text_is_final, sub_cost)
+    c, m = entries.shape
+    n = texts.shape[1]
+    cost = np.empty(c, np.float32)
+    matched = np.empty(c, np.int64)
+    final = np.ones(c, np.uint8) if text_is_final is None else np.ascontiguousarray(text_is_final, np.uint8)
+    sub = b"" if sub_cost is None else np.ascontiguousarray(sub_cost, np.float32)
+    _compiled.align(np.ascontiguousarray(entries, np.int64), np.ascontiguousarray(texts, np.int64),
+                    np.ascontiguousarray(entry_len, np.int64), np.ascontiguousarray(text_len, np.int64), final, sub,
+                    cost, matched, c, m, n, 0 if sub_cost is None else sub_cost.shape[0] - 1, int(boundary),
+                    bool(word_end))
+    return cost, matched
+
+
+def align_scores_numpy(entries: np.ndarray, entry_len: np.ndarray, texts: np.ndarray, text_len: np.ndarray,
+                       boundary: int, word_end: bool = False,
+                       text_is_final: np.ndarray | None = None,
+                       sub_cost: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Edit cost of each entry against the best-matching prefix of its text, and that prefix's length.
 
     entries: (C, M) int ids padded with PAD; texts: (C, N) int ids padded with PAD. Substitution and phoneme

@@ -99,9 +99,9 @@ class SearchOptions:
     length-aware rule ``cost <= max_cost_per_phoneme * (n - cost_free_phonemes)``. The first
     ``cost_free_phonemes`` phonemes of an entry earn no error allowance: a short entry matched with two or three
     errors is most often a chance match among a large list, while a long entry with 20-30 % errors rarely is.
-    With the defaults an entry of 8 phonemes may cost 1.375 (costs are multiples of 0.5: one error plus a
-    misplaced word boundary is too much), 12 phonemes 3.575, 20 phonemes 7.975; entries of 6 phonemes or fewer
-    are in effect matched exactly only.
+    With the defaults an entry of 8 phonemes may cost 1.25 (costs are multiples of 0.25: one error plus a
+    misplaced word boundary is too much), 12 phonemes 3.25, 20 phonemes 7.25; entries of 6 phonemes or fewer
+    are in effect matched exactly only. Substitutions the CTC head often makes cost less than 1 (``costs.py``).
     """
 
     ef: int = 64  # HNSW search breadth (>= candidates)
@@ -109,7 +109,7 @@ class SearchOptions:
     max_window_words: int = 4  # windows of 1..this many words start at every word
     min_similarity: float = 0.35  # cosine similarity a neighbour needs to be verified
     min_score: float = 0.6  # 1 - edit cost / entry phonemes an approximate hit needs
-    max_cost_per_phoneme: float | None = 0.55  # length-aware rule: allowance per phoneme beyond the free ones
+    max_cost_per_phoneme: float | None = 0.5  # length-aware rule: allowance per phoneme beyond the free ones
     cost_free_phonemes: float = 5.5  # phonemes of each entry that earn no error allowance (length-aware rule)
     max_length_ratio: float = 0.35  # |window - entry| phonemes allowed, relative to the entry's length
     max_verify: int = 160  # most similar (entry, window) candidates verified by edit distance per search
@@ -893,7 +893,7 @@ class HotwordIndex:
                                      word_end=True, text_is_final=st + tlen >= len(hyp), sub_cost=self._sub_cost if opt.phoneme_costs else None)
         nphon = np.maximum(ent.nphon[rows], 1)
         score = 1.0 - cost / nphon
-        accept = cost <= opt.max_cost(nphon) + 1e-4  # float32 costs are multiples of 0.5: exact up to rounding
+        accept = cost <= opt.max_cost(nphon) + 1e-4  # float32 costs are multiples of 0.25: exact
         for r, s, sc, ml, ok in zip(rows.tolist(), st.tolist(), score.tolist(), matched.tolist(), accept.tolist()):
             if not ok:
                 continue
