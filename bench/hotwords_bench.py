@@ -148,6 +148,7 @@ def verifier_bound(idx: HotwordIndex, snippets: dict, opt) -> dict:
     """Share of snippets whose true entry passes acceptance at its best word start: an upper bound on the recall of
     any candidate generator (HNSW, brute force) with these acceptance options; the rest is lost to the rule."""
     ent = idx._entries
+    opt = opt.for_entries(int(ent.live.sum()))
     out = {}
     for rate, snips in snippets.items():
         ok = 0
@@ -204,7 +205,8 @@ def run_search(args) -> dict:
     if idx.costs is not None and default.phoneme_costs:
         modes["hnsw_unit_costs"] = dataclasses.replace(default, phoneme_costs=False)
     result: dict = {"open_s": round(open_s, 2), "rss_before_open_mb": round(rss0, 1),
-                    "rss_after_open_mb": round(rss_open, 1), "search_options": default.__dict__, "top_k": K}
+                    "rss_after_open_mb": round(rss_open, 1), "search_options": default.__dict__, "top_k": K,
+                    "cost_free_phonemes_used": default.for_entries(int(ent.live.sum())).cost_free_phonemes}
 
     # Recall and latency on snippets.
     rows = rng.sample(list(live_rows), min(args.queries, len(live_rows)))

@@ -95,6 +95,7 @@ def test_index_accepts_confusable_errors_that_unit_costs_reject(tmp_path):
         assert idx.costs is not None and idx.costs == default_costs(INV)
         # 12 phonemes: allowance 0.55 * (12 - 5.5) = 3.575; s->z, m->n, ɛ->æ are confusions the head makes
         heard = "ð ə | z ɪ n z b æ ɹ i | n ɪ l z | ɪ z | k l oʊ s t".split()
+        idx.search_options = SearchOptions(cost_free_phonemes=5.5)  # as strict as a million-entry list
         hits = idx.search(heard)
         assert [h.text for h in hits] == ["Simsbury Mills"] and hits[0].score == pytest.approx(1 - 2.0 / 12, abs=1e-4)
         unit = dataclasses.replace(idx.search_options, phoneme_costs=False)

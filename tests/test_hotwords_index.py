@@ -23,6 +23,7 @@ from nim4asr_edge.hotwords import (
     SearchOptions,
     format_hints,
 )
+from nim4asr_edge.hotwords.index import cost_free_for
 from nim4asr_edge.hotwords.g2p import BaseG2P
 
 pytest.importorskip("espeakng_loader", reason="eSpeak NG backend (extra 'g2p') not installed")
@@ -380,7 +381,14 @@ def test_recall_at_larger_scale(tmp_path, g2p, filler):
 
 
 def test_length_aware_acceptance_options():
-    opt = SearchOptions()
+    assert SearchOptions().cost_free_phonemes is None  # by list size
+    with pytest.raises(ValueError, match="for_entries"):
+        SearchOptions().max_cost([8])
+    # free phonemes: 5.5 at a million entries, one fewer per decade fewer, at least 2
+    assert [cost_free_for(n) for n in (10**7, 10**6, 10**5, 10**4, 1000, 300, 1, 0)] == \
+        pytest.approx([5.5, 5.5, 4.5, 3.5, 2.5, 2.0, 2.0, 2.0], abs=0.03)
+    opt = SearchOptions().for_entries(1_000_000)
+    assert SearchOptions(cost_free_phonemes=3.0).for_entries(10**6).cost_free_phonemes == 3.0  # explicit: kept
     assert opt.max_cost_per_phoneme == 0.5 and opt.cost_free_phonemes == 5.5
     # allowance grows with the entry's length: 0.5 * (n - 5.5), capped by min_score (0.4 * n)
     assert opt.max_cost([5, 8, 12, 20, 64]).tolist() == pytest.approx([-0.25, 1.25, 3.25, 7.25, 25.6])
@@ -407,6 +415,7 @@ def _substitute(phonemes, count):
 def test_length_aware_rule_rejects_short_chance_matches_keeps_long_ones(tmp_path, g2p, filler):
     names = ["Kathleen Weaver", "Atlantic Telecom International Holdings"] + list(generate_entities(500, seed=4))
     legacy = SearchOptions(max_cost_per_phoneme=None)
+    at_1m = SearchOptions(cost_free_phonemes=5.5)  # the rule as a million-entry list applies it
     fwords = sorted(filler)
     with HotwordIndex.build(names, tmp_path / "i", g2p, INV) as idx:
         by_text = {e.text: e for e in idx.list()}
@@ -415,17 +424,21 @@ def test_length_aware_rule_rejects_short_chance_matches_keeps_long_ones(tmp_path
         for e, default_finds in ((short, False), (long_, True)):
             n = sum(p != "|" for p in e.phonemes)
             # short: one error more than its length-aware allowance; long: a quarter of its phonemes wrong
-            errors = int(SearchOptions().max_cost([n])[0]) + 1 if not default_finds else round(0.25 * n)
+            errors = int(at_1m.max_cost([n])[0]) + 1 if not default_finds else round(0.25 * n)
             assert errors <= 0.4 * n  # min_score alone accepts both
             hyp = words_to_hyp([*ctx, _substitute(e.phonemes, errors), *ctx])
             assert any(h.id == e.id for h in idx.search(hyp, options=legacy)), (e.text, n, errors)
-            hits = [h for h in idx.search(hyp) if h.id == e.id]
+            hits = [h for h in idx.search(hyp, options=at_1m) if h.id == e.id]
             assert bool(hits) == default_finds, (e.text, n, errors)
             if hits:
                 assert hits[0].method == "approx" and hits[0].score == pytest.approx(1 - errors / n, abs=1e-3)
         # exact hits are never subject to the rule
-        hits = idx.search(words_to_hyp([*ctx, short.phonemes, *ctx]))
+        hits = idx.search(words_to_hyp([*ctx, short.phonemes, *ctx]), options=at_1m)
         assert any(h.id == short.id and h.method == "exact" for h in hits)
+        # this list has 502 entries, so by default the short entry may have as many errors as the long one
+        n_short = sum(p != "|" for p in short.phonemes)
+        hyp = words_to_hyp([*ctx, _substitute(short.phonemes, int(at_1m.max_cost([n_short])[0]) + 1), *ctx])
+        assert any(h.id == short.id for h in idx.search(hyp)) and not idx.search(hyp, options=at_1m)
 
 
 def test_length_aware_rule_trades_better_than_min_score(tmp_path, g2p, filler):
@@ -455,7 +468,7 @@ def test_length_aware_rule_trades_better_than_min_score(tmp_path, g2p, filler):
 
 
 def test_span_can_match_follows_the_acceptance_rule():
-    opt = SearchOptions()
+    opt = SearchOptions().for_entries(10**6)
     spans = list(range(3, 80))
     # with the defaults no entry may cost >= 0.5 unless it has >= 7 phonemes, and cost >= |entry - span|
     assert [n for n, ok in zip(spans, opt.span_can_match(spans)) if not ok] == [3, 4, 5, 6]
@@ -503,7 +516,8 @@ def test_pruned_batched_search_returns_the_same_hits(tmp_path, g2p, filler):
     fwords = list(filler)
     with HotwordIndex.build(names, tmp_path / "i", g2p, INV) as idx:
         entries = idx.list()
-        pruned = dataclasses.replace(idx.search_options, max_verify=1_000_000)
+        # as strict as a million-entry list, where pruning skips the most (a 2,000-entry list allows more)
+        pruned = dataclasses.replace(idx.search_options, max_verify=1_000_000, cost_free_phonemes=5.5)
         checked = skipped_windows = 0
         for rule in (0.5, None):
             opt = dataclasses.replace(pruned, max_cost_per_phoneme=rule)
@@ -517,7 +531,9 @@ def test_pruned_batched_search_returns_the_same_hits(tmp_path, g2p, filler):
                 assert a == b
                 checked += bool(a)
                 clean = idx.clean_hypothesis(hyp)
-                skipped_windows += len(idx._windows(clean, full)[0]) - len(idx._windows(clean, opt)[0])
+                n = len(entries)
+                skipped_windows += (len(idx._windows(clean, full.for_entries(n))[0])
+                                    - len(idx._windows(clean, opt.for_entries(n))[0]))
         assert checked >= 20 and skipped_windows > 0
 
 

@@ -4,6 +4,7 @@ See docs/HOTWORDS.md. eSpeak NG (GPL-3.0) is an optional run-time backend of :mo
 G2P is created.
 """
 
+from .costs import PhonemeCosts, costs_from_confusions, default_costs
 from .g2p import ENGLISH_INVENTORY, G2P, EspeakG2P, Pronunciation, get_g2p
 from .index import (
     HotwordAccumulator,
@@ -26,10 +27,13 @@ __all__ = [
     "HotwordIndex",
     "ImportReport",
     "IndexOptions",
+    "PhonemeCosts",
     "Pronunciation",
     "RemoveReport",
     "SearchOptions",
     "Skipped",
+    "costs_from_confusions",
+    "default_costs",
     "format_hints",
     "get_g2p",
 ]

@@ -77,6 +77,7 @@ SIDECAR = "index.json"
 INDEX_FORMAT = "nim4asr-hotword-index"
 INDEX_VERSION = 1
 MAX_PHONEMES = 64  # longer entries are refused (a hotword, not a sentence)
+FREE_AT_1M, FREE_PER_DECADE, FREE_MIN = 5.5, 1.0, 2.0  # cost_free_for (calibrated: bench/hotwords_size_sweep.py)
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,17 @@ class IndexOptions:
     ngram_weights: tuple[float, float, float] = (1.0, 1.0, 0.0)  # weight of phoneme 1-, 2-, 3-grams
 
 
+def cost_free_for(entries: int) -> float:
+    """Default free phonemes of the length-aware rule for a search over ``entries`` entries.
+
+    ``5.5 + log10(entries / 1e6)`` within [2, 5.5]: 5.5 at a million entries, 4.5 at 100,000, 3.5 at 10,000, 2 up to
+    about 300. Calibrated so that hotword-free speech gets about half a false hint per 27-word utterance at every
+    list size (``bench/hotwords_size_sweep.py``; docs/HOTWORDS.md).
+    """
+    decades = np.log10(max(int(entries), 1) / 1e6)
+    return float(np.clip(FREE_AT_1M + FREE_PER_DECADE * decades, FREE_MIN, FREE_AT_1M))
+
+
 @dataclass(frozen=True)
 class SearchOptions:
     """How a hypothesis is searched. Override with ``dataclasses.replace``.
@@ -99,9 +111,14 @@ class SearchOptions:
     length-aware rule ``cost <= max_cost_per_phoneme * (n - cost_free_phonemes)``. The first
     ``cost_free_phonemes`` phonemes of an entry earn no error allowance: a short entry matched with two or three
     errors is most often a chance match among a large list, while a long entry with 20-30 % errors rarely is.
-    With the defaults an entry of 8 phonemes may cost 1.25 (costs are multiples of 0.25: one error plus a
-    misplaced word boundary is too much), 12 phonemes 3.25, 20 phonemes 7.25; entries of 6 phonemes or fewer
-    are in effect matched exactly only. Substitutions the CTC head often makes cost less than 1 (``costs.py``).
+    With the defaults at a million entries an entry of 8 phonemes may cost 1.25 (costs are multiples of 0.25: one
+    error plus a misplaced word boundary is too much), 12 phonemes 3.25, 20 phonemes 7.25; entries of 6 phonemes or
+    fewer are in effect matched exactly only. Substitutions the CTC head often makes cost less than 1 (``costs.py``).
+
+    Chance matches grow with the number of entries searched, so by default (``cost_free_phonemes=None``) the free
+    phonemes grow with it too (:func:`cost_free_for`): 5.5 at a million entries, fewer for a short list, which may
+    accept a 7-phoneme name with one error where a million-entry list may not. :meth:`HotwordIndex.search` resolves
+    it for the entries it searches (:meth:`for_entries`).
     """
 
     ef: int = 64  # HNSW search breadth (>= candidates)
@@ -110,7 +127,7 @@ class SearchOptions:
     min_similarity: float = 0.35  # cosine similarity a neighbour needs to be verified
     min_score: float = 0.6  # 1 - edit cost / entry phonemes an approximate hit needs
     max_cost_per_phoneme: float | None = 0.5  # length-aware rule: allowance per phoneme beyond the free ones
-    cost_free_phonemes: float = 5.5  # phonemes of each entry that earn no error allowance (length-aware rule)
+    cost_free_phonemes: float | None = None  # phonemes of each entry that earn no error allowance; None: by size
     max_length_ratio: float = 0.35  # |window - entry| phonemes allowed, relative to the entry's length
     max_verify: int = 160  # most similar (entry, window) candidates verified by edit distance per search
     approx_min_phonemes: int = 5  # entries with fewer phonemes are only matched exactly
@@ -129,14 +146,22 @@ class SearchOptions:
             raise ValueError("max_window_words must be >= 1")
         if self.max_cost_per_phoneme is not None and not 0.0 < self.max_cost_per_phoneme <= 1.0:
             raise ValueError(f"max_cost_per_phoneme must be in (0, 1] or None, got {self.max_cost_per_phoneme}")
-        if not 0.0 <= self.cost_free_phonemes < MAX_PHONEMES:
+        if self.cost_free_phonemes is not None and not 0.0 <= self.cost_free_phonemes < MAX_PHONEMES:
             raise ValueError(f"cost_free_phonemes must be in [0, {MAX_PHONEMES}), got {self.cost_free_phonemes}")
+
+    def for_entries(self, n: int) -> SearchOptions:
+        """These options for a search over ``n`` entries: ``cost_free_phonemes`` resolved if it is None."""
+        if self.cost_free_phonemes is not None:
+            return self
+        return dataclasses.replace(self, cost_free_phonemes=cost_free_for(n))
 
     def max_cost(self, nphon: np.ndarray) -> np.ndarray:
         """Largest edit cost an approximate hit on entries of `nphon` phonemes may have (negative: none)."""
         n = np.asarray(nphon, np.float64)
         limit = (1.0 - self.min_score) * n
         if self.max_cost_per_phoneme is not None:
+            if self.cost_free_phonemes is None:
+                raise ValueError("cost_free_phonemes is None (by list size): resolve it with for_entries(n) first")
             limit = np.minimum(limit, self.max_cost_per_phoneme * (n - self.cost_free_phonemes))
         return limit
 
@@ -779,7 +804,6 @@ class HotwordIndex:
         Positions in the hits index the hypothesis after :meth:`clean_hypothesis`.
         """
         self._require_open()
-        opt = options or self.search_options
         hyp = self.clean_hypothesis(phonemes)
         if len(hyp) == 0 or top_k <= 0 or not self._entries.live.any():
             return []
@@ -789,6 +813,8 @@ class HotwordIndex:
             if namespace not in ent.namespaces:
                 return []
             ns_id = ent.namespaces.index(namespace)
+        live = int(ent.live.sum()) if ns_id is None else int((ent.live & (ent.ns == ns_id)).sum())
+        opt = (options or self.search_options).for_entries(live)
         # best[row] = (score, start, end, method)
         best: dict[int, tuple[float, int, int, str]] = {}
         if opt.exact:
@@ -796,8 +822,8 @@ class HotwordIndex:
                 for r in ent.rows_of(np.asarray(entry_ids, np.int64)):
                     if ent.live[r] and (ns_id is None or ent.ns[r] == ns_id):
                         best[int(r)] = (1.0, start, end, "exact")
-        if opt.approximate:
-            self._approximate(hyp, opt, ns_id, best)
+        if opt.approximate and live:
+            self._approximate(hyp, opt, ns_id, live, best)
         return self._rank(best, top_k)
 
     def _windows(self, hyp: np.ndarray, opt: SearchOptions) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
@@ -827,13 +853,12 @@ class HotwordIndex:
             win_start_a, win_len_a = win_start_a[useful], win_len_a[useful]
         return seqs, win_start_a, win_len_a
 
-    def _approximate(self, hyp: np.ndarray, opt: SearchOptions, ns_id: int | None,
+    def _approximate(self, hyp: np.ndarray, opt: SearchOptions, ns_id: int | None, live: int,
                      best: dict[int, tuple[float, int, int, str]]) -> None:
         ent = self._entries
         seqs, win_start, win_len = self._windows(hyp, opt)
         if not seqs:
             return
-        live = int(ent.live.sum()) if ns_id is None else int((ent.live & (ent.ns == ns_id)).sum())
         k = min(opt.candidates, live)
         if k <= 0:
             return
