@@ -44,6 +44,7 @@ from nim4asr_edge.hotwords import (
     HotwordIndex,
     IndexOptions,
 )
+from nim4asr_edge.hotwords import embed as embed_mod
 from nim4asr_edge.hotwords.embed import PAD, align_scores, embed
 
 # Acoustically close phonemes (voicing, place, vowel height/backness neighbours). Defined here, independently of
@@ -280,6 +281,28 @@ def run_search(args) -> dict:
         idx.search(ph, top_k=K, options=dataclasses.replace(default, threads=2))
         ut2.append(time.perf_counter() - t)
     result["utterance_10s_2_threads"] = {"p50_ms": round(pct(ut2, 50), 3), "p99_ms": round(pct(ut2, 99), 3)}
+    # The compiled verifier against its numpy implementation on the same utterances, alternating (1 thread).
+    if embed_mod._compiled is not None:
+        ab_rng = random.Random(args.seed + 2)  # its own draws: the sections after it see the same queries as before
+        compiled, times = embed_mod._compiled, {"compiled": [], "numpy": []}
+        def ab_ctx(a, b):
+            return [filler[ab_rng.choice(fwords)] for _ in range(ab_rng.randint(a, b))]
+
+        utts = [corrupt(join_words(ab_ctx(5, 8) + [entity(ab_rng.choice(live_rows))] + ab_ctx(6, 9)
+                                   + [entity(ab_rng.choice(live_rows))] + ab_ctx(5, 8)), 0.1, ab_rng)
+                for _ in range(100)]
+        try:
+            for i, ph in enumerate(utts):
+                for name in (("compiled", "numpy") if i % 2 else ("numpy", "compiled")):
+                    embed_mod._compiled = compiled if name == "compiled" else None
+                    t = time.perf_counter()
+                    idx.search(ph, top_k=K)
+                    times[name].append(time.perf_counter() - t)
+        finally:
+            embed_mod._compiled = compiled
+        result["utterance_10s_verifier"] = {f"{k}_p50_ms": round(pct(v, 50), 3) for k, v in times.items()}
+        result["utterance_10s_verifier"]["p50_ratio_compiled_over_numpy"] = round(
+            pct(times["compiled"], 50) / pct(times["numpy"], 50), 3)
 
     # False hints on hotword-free utterances.
     fh: dict = {}
