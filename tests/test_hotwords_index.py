@@ -359,7 +359,9 @@ def test_cli(tmp_path, capsys):
     assert main(["hotwords", "remove", str(d), "Walgate", "nothing"]) == 1
     capsys.readouterr()
     assert main(["hotwords", "stats", str(d)]) == 0
-    assert json.loads(capsys.readouterr().out)["entries"] == 2
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["entries"] == 2 and stats["acceptance"]["cost_free_phonemes"] == 2.0  # a two-entry list
+    assert "measure_confusions" in stats["acceptance"]["phoneme_costs"]
     assert main(["hotwords", "search", str(tmp_path / "none"), "x"]) == 2
     assert "no hotword index directory" in capsys.readouterr().err
 

@@ -580,6 +580,9 @@ class HotwordIndex:
             "hnsw": {"space": "ip", "dim": self.options.dim, "M": self.options.M,
                      "ef_construction": self.options.ef_construction, "ef": self.search_options.ef,
                      "elements": self._hnsw.element_count if self._hnsw is not None else 0},
+            "acceptance": {"cost_free_phonemes": self.search_options.for_entries(int(self._entries.live.sum()))
+                           .cost_free_phonemes, "max_cost_per_phoneme": self.search_options.max_cost_per_phoneme,
+                           "phoneme_costs": self._costs.source if self._costs else None},
             "bytes_on_disk": sum(files.values()),
             "files": files,
         }
