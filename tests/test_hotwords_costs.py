@@ -130,3 +130,6 @@ def test_compiled_verifier_matches_numpy():
                 assert np.array_equal(reach, got[0] < 1e8)
                 assert np.array_equal(want[0][reach], got[0][reach]), (trial, word_end, sub is None)
                 assert np.array_equal(want[1][reach], got[1][reach]), (trial, word_end, sub is None)
+    bad = np.full((1, 2), len(INV), np.int64)  # an id the cost table does not cover: refused, never read past it
+    with pytest.raises(ValueError, match="past"):
+        embed.align_scores(bad, np.array([2]), bad, np.array([2]), b, True, None, costs)

@@ -1,4 +1,5 @@
-"""Numeric core of hotword retrieval (numpy only): phoneme codes, hashed n-gram embeddings, batched edit distance.
+"""Numeric core of hotword retrieval: phoneme codes, hashed n-gram embeddings, batched edit distance (numpy, and
+an optional compiled verifier, ``_align.c``).
 
 * A phoneme sequence is an int array of inventory indices ("|" included).
 * :func:`embed` maps sequences to L2-normalised float32 vectors: signed feature hashing of phoneme 1-, 2- and
@@ -107,6 +108,8 @@ def align_scores(entries: np.ndarray, entry_len: np.ndarray, texts: np.ndarray, 
     matched = np.empty(c, np.int64)
     final = np.ones(c, np.uint8) if text_is_final is None else np.ascontiguousarray(text_is_final, np.uint8)
     sub = b"" if sub_cost is None else np.ascontiguousarray(sub_cost, np.float32)
+    if sub_cost is not None and c and max(int(entries.max()), int(texts.max())) >= sub_cost.shape[0] - 1:
+        raise ValueError(f"symbol ids reach past the {sub_cost.shape[0] - 1} symbols of the substitution costs")
     _compiled.align(np.ascontiguousarray(entries, np.int64), np.ascontiguousarray(texts, np.int64),
                     np.ascontiguousarray(entry_len, np.int64), np.ascontiguousarray(text_len, np.int64), final, sub,
                     cost, matched, c, m, n, 0 if sub_cost is None else sub_cost.shape[0] - 1, int(boundary),
