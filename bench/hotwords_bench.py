@@ -6,9 +6,10 @@ Side by side in one run: exact Aho-Corasick only (the paper's method), HNSW (exa
 HNSW with the length-aware acceptance rule off (min_score alone), HNSW with unit substitution costs (the measured
 phoneme costs off), and brute-force nearest neighbours in place of HNSW (the ceiling for the approximate stage);
 the verifier bound (share of queries whose true entry passes acceptance at all: the ceiling for any candidate
-generator); operating points of min_score and of the length-aware rule
-(max_cost_per_phoneme:cost_free_phonemes) on the same queries. --search-options overrides SearchOptions. Searching runs in a
-child process that only opens the built index, so its RSS is what serving the index costs.
+generator); the compiled verifier against its numpy implementation; operating points of min_score and of the
+length-aware rule (max_cost_per_phoneme:cost_free_phonemes) on the same queries. --search-options overrides
+SearchOptions. Searching runs in a child process that only opens the built index, so its RSS is what serving the
+index costs.
 
 Queries: a random stored entry inside 2-4 filler words of context on each side ("snippet"); errors are applied
 to every phoneme of the snippet at rate p: substitution by an acoustically close phoneme (60 %), deletion (20 %),

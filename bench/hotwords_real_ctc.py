@@ -7,9 +7,9 @@ Stores: the held-out clips' own entities (never seen in training) alone; 10,000 
 through the bundle's encoder and its greedy phoneme hypothesis is searched, side by side in one run: exact matching
 only (the paper's method), the default search (measured substitution costs, free phonemes of the length-aware rule
 by list size), the default with unit substitution costs, and the default with the million-entry rule at any size
-(``cost_free_phonemes=5.5``). Reported: share
-of the clips' entities among the top-K hits ("hint recall"), hits per entity-free clip (false hints), other hits
-per clip with entities, and per-clip search time. The substitution costs were measured on the training clips only (``measure_confusions``).
+(``cost_free_phonemes=5.5``). Reported: share of the clips' entities among the top-K hits ("hint recall"), hits per
+entity-free clip (false hints), other hits per clip with entities, and per-clip search time. The substitution costs
+were measured on the training clips only (``measure_confusions``).
 """
 
 from __future__ import annotations

@@ -51,7 +51,8 @@ def sweep(idx: HotwordIndex, filler: dict, frees: list[float], seed: int) -> lis
         opt = SearchOptions(cost_free_phonemes=f)
         found = sum(any(h.id == int(ent.ids[r]) for h in idx.search(ph, options=opt)) for r, ph in snips)
         fh = {rate: sum(len(idx.search(u, options=opt)) for u in us) / len(us) for rate, us in free_utts.items()}
-        out.append({"entries": len(live), "cost_free_phonemes": f, "default_for_size": round(cost_free_for(len(live)), 2),
+        out.append({"entries": len(live), "cost_free_phonemes": f,
+                    "default_for_size": round(cost_free_for(len(live)), 2),
                     "recall_at_20pct": round(found / len(snips), 3), "false_hints_0pct": round(fh[0.0], 3),
                     "false_hints_20pct": round(fh[0.2], 3)})
     return out

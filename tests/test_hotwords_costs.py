@@ -48,8 +48,9 @@ def test_cost_table_files_and_bad_input(tmp_path):
     assert PhonemeCosts.load(tmp_path / "c.json") == c
     with pytest.raises(HotwordError, match="another phoneme inventory"):
         c.matrix(INV[:-1])
-    for bad in ({"format": "x"}, {**c.to_json(), "pairs": [["s", "q", 0.5]]}, {**c.to_json(), "pairs": [["s", "z", 0.3]]},
-                {**c.to_json(), "pairs": [["s", "|", 0.5]]}, {**c.to_json(), "pairs": [["s"]]}):
+    good = c.to_json()
+    for bad in ({"format": "x"}, {**good, "pairs": [["s", "q", 0.5]]}, {**good, "pairs": [["s", "z", 0.3]]},
+                {**good, "pairs": [["s", "|", 0.5]]}, {**good, "pairs": [["s"]]}):
         (tmp_path / "bad.json").write_text(json.dumps(bad))
         with pytest.raises(HotwordError):
             PhonemeCosts.load(tmp_path / "bad.json")
@@ -110,7 +111,7 @@ def test_index_accepts_confusable_errors_that_unit_costs_reject(tmp_path):
 def test_compiled_verifier_matches_numpy():
     from nim4asr_edge.hotwords import embed
 
-    assert embed._compiled is not None, "the C verifier (nim4asr_edge/hotwords/_align.c) was not built: pip install -e ."
+    assert embed._compiled is not None, "the C verifier (hotwords/_align.c) was not built: pip install -e ."
     rng = np.random.default_rng(4)
     costs = default_costs(INV).matrix(INV)
     b = SYM["|"]

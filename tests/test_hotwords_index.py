@@ -444,7 +444,7 @@ def test_length_aware_rule_rejects_short_chance_matches_keeps_long_ones(tmp_path
 
 
 def test_length_aware_rule_trades_better_than_min_score(tmp_path, g2p, filler):
-    """Every flat min_score threshold with no more false hints than the length-aware rule finds less under 20 % errors."""
+    """Any flat min_score with no more false hints than the length-aware rule finds less under 20 % errors."""
     names = list(generate_entities(4000, seed=21))
     rng = random.Random(13)
     fwords = list(filler)

@@ -3,8 +3,9 @@
     python -m reference_model.measure_confusions [--ctc CKPT] [--out PATH]
 
 The head's greedy output on every training clip is aligned to the clip's eSpeak phonemes (the held-out clips stay
-out: they evaluate retrieval on real CTC output, ``bench/hotwords_real_ctc.py``); the substitution counts become a :class:`nim4asr_edge.hotwords.costs.PhonemeCosts` table (default: the SDK's shipped English table).
-Prints the error breakdown and the table's pairs as JSON.
+out: they evaluate retrieval on real CTC output, ``bench/hotwords_real_ctc.py``); the substitution counts become a
+:class:`nim4asr_edge.hotwords.costs.PhonemeCosts` table, written to ``--out`` (default: the SDK's shipped English
+table). Prints the error breakdown and the table's pairs as JSON.
 """
 from __future__ import annotations
 
@@ -52,8 +53,9 @@ def main() -> None:
     costs = costs_from_confusions(counts[:n, :n], inventory, source)
     costs.save(args.out)
     ref_total = int(counts[:n].sum())
+    substitutions = counts[:n, :n].sum() - np.trace(counts[:n, :n])
     print(json.dumps({"clips": len(clips), "reference_phonemes": ref_total,
-                      "substitution_rate": round(float((counts[:n, :n].sum() - np.trace(counts[:n, :n])) / ref_total), 4),
+                      "substitution_rate": round(float(substitutions / ref_total), 4),
                       "deletion_rate": round(float(counts[:n, n].sum() / ref_total), 4),
                       "insertion_rate": round(float(counts[n, :n].sum() / ref_total), 4),
                       "out": args.out, "pairs": [" ".join(map(str, p)) for p in costs.pairs]}, ensure_ascii=False,

@@ -18,7 +18,8 @@ Retrieval (:meth:`HotwordIndex.search`):
 2. approximate: for each word start and each window of 1..``max_window_words`` words whose length an accepted hit
    could have, the HNSW neighbours of the window's embedding (hashed phoneme n-grams; identical windows once, all
    in one hnswlib call) are candidates, unless their length alone rules out acceptance;
-3. every candidate is verified by edit distance against the hypothesis from the window's start (free end);
+3. every candidate is verified by edit distance against the hypothesis from the window's start (free end;
+   substitutions the CTC head often makes cost less, see costs.py);
    ``score = 1 - cost / phonemes``; approximate hits need ``score >= min_score`` and, by default, a cost within
    the length-aware allowance ``max_cost_per_phoneme * (phonemes - cost_free_phonemes)`` (:class:`SearchOptions`);
 4. a hit inside the span of a longer hit with at least its score is dropped (longest match wins: "NIO House"
@@ -917,8 +918,9 @@ class HotwordIndex:
         tidx = st[:, None] + np.arange(n)[None, :]
         tmat = np.where(np.arange(n)[None, :] < tlen[:, None], hyp[np.minimum(tidx, len(hyp) - 1)].astype(np.int64),
                         PAD)
-        cost, matched = align_scores(emat, elen, tmat, tlen, self._boundary,
-                                     word_end=True, text_is_final=st + tlen >= len(hyp), sub_cost=self._sub_cost if opt.phoneme_costs else None)
+        cost, matched = align_scores(emat, elen, tmat, tlen, self._boundary, word_end=True,
+                                     text_is_final=st + tlen >= len(hyp),
+                                     sub_cost=self._sub_cost if opt.phoneme_costs else None)
         nphon = np.maximum(ent.nphon[rows], 1)
         score = 1.0 - cost / nphon
         accept = cost <= opt.max_cost(nphon) + 1e-4  # float32 costs are multiples of 0.25: exact
