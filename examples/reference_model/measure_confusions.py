@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nim4asr_edge.hotwords.costs import _DEFAULT_FILE, costs_from_confusions
+from nim4asr_edge.hotwords.costs import ENGLISH_COSTS_FILE, costs_from_confusions
 
 from .data import load_split
 from .model import CTCHead, GlueConfig
@@ -27,7 +27,7 @@ from .resources import WORK
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ctc", default=str(WORK / "ckpt" / "ctc_s3.pt"), help="train_ctc.py checkpoint of the head")
-    ap.add_argument("--out", default=str(_DEFAULT_FILE))
+    ap.add_argument("--out", default=str(ENGLISH_COSTS_FILE))
     args = ap.parse_args()
     torch.set_num_threads(2)
     ck = torch.load(args.ctc, map_location="cpu", weights_only=False)

@@ -28,7 +28,7 @@ __all__ = ["PhonemeCosts", "costs_from_confusions", "default_costs"]
 
 FORMAT = "nim4asr-phoneme-costs"
 MIN_COST = 0.5
-_DEFAULT_FILE = Path(__file__).with_name("data") / "en_ipa_costs.json"
+ENGLISH_COSTS_FILE = Path(__file__).with_name("data") / "en_ipa_costs.json"
 # Share of the substitutions of either phoneme of a pair that turn one into the other, for cost 0.5 / 0.75.
 _LEVELS = ((0.15, 0.5), (0.06, 0.75))
 
@@ -124,7 +124,7 @@ def costs_from_confusions(counts: np.ndarray, inventory: Sequence[str], source: 
 
 @lru_cache(maxsize=1)
 def _english() -> PhonemeCosts:
-    return PhonemeCosts.load(_DEFAULT_FILE)
+    return PhonemeCosts.load(ENGLISH_COSTS_FILE)
 
 
 def default_costs(inventory: Sequence[str]) -> PhonemeCosts | None:
