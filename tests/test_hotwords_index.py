@@ -246,6 +246,21 @@ def test_namespaces(tmp_path, g2p):
                                                                      ("Kingsford Park", "bob")}
 
 
+def test_list_size_rule_counts_the_namespace_searched(tmp_path, g2p, filler):
+    """A user's short list keeps its error allowance inside a large shared index."""
+    names = list(generate_entities(20_000, seed=8))
+    with HotwordIndex.build(names, tmp_path / "i", g2p, INV, namespace="shared") as idx:
+        idx.add(["Kathleen Weaver"], namespace="me")
+        me = next(e for e in idx.list(namespace="me"))
+        n = sum(p != "|" for p in me.phonemes)
+        errors = int(SearchOptions().for_entries(20_001).max_cost([n])[0]) + 1  # too many among 20,001 entries
+        assert errors <= SearchOptions().for_entries(1).max_cost([n])[0]  # within a one-entry list's allowance
+        ctx = [filler[w] for w in sorted(filler)[:2]]
+        hyp = words_to_hyp([*ctx, _substitute(me.phonemes, errors), *ctx])
+        assert [h.text for h in idx.search(hyp, namespace="me")] == ["Kathleen Weaver"]
+        assert me.id not in {h.id for h in idx.search(hyp)}
+
+
 def test_import_txt_and_csv_reports_everything(tmp_path, g2p):
     txt = tmp_path / "list.txt"
     long_entry = " ".join(["Supercalifragilistic"] * 12)
