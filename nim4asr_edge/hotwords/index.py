@@ -130,7 +130,7 @@ class SearchOptions:
     max_cost_per_phoneme: float | None = 0.5  # length-aware rule: allowance per phoneme beyond the free ones
     cost_free_phonemes: float | None = None  # phonemes of each entry that earn no error allowance; None: by size
     max_length_ratio: float = 0.35  # |window - entry| phonemes allowed, relative to the entry's length
-    max_verify: int = 160  # most similar (entry, window) candidates verified by edit distance per search
+    max_verify: int = 400  # most similar (entry, window) candidates verified by edit distance per search
     approx_min_phonemes: int = 5  # entries with fewer phonemes are only matched exactly
     threads: int = 1  # HNSW query threads
     prune: bool = True  # skip windows and candidates whose length rules out acceptance (False: check them all)
