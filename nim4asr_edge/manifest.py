@@ -116,6 +116,9 @@ class Manifest:
         inv = self.phonemes.get("inventory")
         if not isinstance(inv, list) or len(inv) < 2:
             raise BundleError("manifest phonemes.inventory must list the blank and at least one phoneme")
+        costs = self.phonemes.get("substitution_costs")
+        if costs is not None and costs not in self.files:
+            raise BundleError(f"manifest phonemes.substitution_costs {costs!r} has no entry (sha256, size) in 'files'")
 
     @classmethod
     def read(cls, bundle_dir: str | Path) -> "Manifest":

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence, Union
 import numpy as np
 
 from .audio import AudioInput, load_audio
-from .bundle import Bundle
+from .bundle import Bundle, resolve_file
 from .decoding import PromptedDecoder
 from .encoder import EncoderOptions, EncoderSession, StreamingEncoderSession
 from .errors import AudioError, BundleError
@@ -25,6 +25,7 @@ from .results import Result, Segment, Timings
 from .segmenter import split_points
 
 if TYPE_CHECKING:
+    from .hotwords.costs import PhonemeCosts
     from .stream import Stream, StreamOptions
 
 __all__ = ["Recognizer", "RecognizerOptions"]
@@ -143,6 +144,20 @@ class Recognizer:
         ev = self.guard.check(text, phoneme_symbols)
         return (text, ev.confidence, "") if ev.accepted else ("", ev.confidence, text)
 
+    def phoneme_costs(self) -> "PhonemeCosts | None":
+        """The substitution costs for hotword verification of this bundle's CTC head: the table the bundle declares
+        (``phonemes.substitution_costs``), else the SDK's table for its inventory, else None (unit costs). An index
+        built from a plain list uses them; apply them to your own index with ``index.set_costs(...)``."""
+        from .hotwords.costs import PhonemeCosts, default_costs
+
+        name = self.bundle.manifest.phonemes.get("substitution_costs")
+        if name is None:
+            return default_costs(self.inventory)
+        costs = PhonemeCosts.load(resolve_file(self.bundle.path, name))
+        if list(costs.inventory) != list(self.inventory):
+            raise BundleError(f"bundle file {name} holds substitution costs for another phoneme inventory")
+        return costs
+
     def _open_hotwords(self, hotwords: Hotwords):
         if hotwords is None:
             return None
@@ -154,6 +169,7 @@ class Recognizer:
             raise TypeError("hotwords must be a HotwordIndex or a list of strings, not a single string")
         g2p = get_g2p(self.bundle.manifest.phonemes.get("g2p", "espeak-ng:en-us"))
         index = HotwordIndex.from_words(list(hotwords), g2p=g2p, inventory=self.inventory)
+        index.set_costs(self.phoneme_costs())
         self._owned.append(index)  # its temporary directory goes when the recognizer closes
         report = index.import_report
         if report is not None and report.skipped:

@@ -134,3 +134,36 @@ def test_compiled_verifier_matches_numpy():
     bad = np.full((1, 2), len(INV), np.int64)  # an id the cost table does not cover: refused, never read past it
     with pytest.raises(ValueError, match="past"):
         embed.align_scores(bad, np.array([2]), bad, np.array([2]), b, True, None, costs)
+
+
+def _bundle_with_costs(src, dst, costs: PhonemeCosts | None, declare: str = "costs.json"):
+    import shutil
+
+    from nim4asr_edge.manifest import FileEntry, Manifest, sha256_file
+
+    shutil.copytree(src, dst)
+    manifest = Manifest.from_dict(json.loads((dst / "manifest.json").read_text(encoding="utf-8")))
+    if costs is not None:
+        costs.save(dst / declare)
+        manifest.files[declare] = FileEntry(sha256_file(dst / declare), (dst / declare).stat().st_size)
+    manifest.phonemes["substitution_costs"] = declare
+    manifest.write(dst)
+    return dst
+
+
+def test_bundle_declares_its_heads_costs(tiny_bundle, tmp_path):
+    from nim4asr_edge.bundle import Bundle
+    from nim4asr_edge.errors import BundleError
+    from nim4asr_edge.recognizer import Recognizer
+
+    inv = Bundle.load(tiny_bundle).phoneme_inventory
+    own = PhonemeCosts(tuple(inv), ((inv[2], inv[3], 0.5),), "this head")
+    with Recognizer(_bundle_with_costs(tiny_bundle, tmp_path / "b", own), hotwords=["Ada Lovelace"]) as rec:
+        assert rec.phoneme_costs() == own and rec.hotwords.costs == own
+    with Recognizer(tiny_bundle, hotwords=["Ada Lovelace"]) as rec:  # none declared: the SDK's table, if any
+        assert rec.hotwords.costs == default_costs(inv)
+    other = PhonemeCosts(tuple(INV[:-1]) + ("x9",), (), "another head")
+    with pytest.raises(BundleError, match="another phoneme inventory"):
+        Recognizer(_bundle_with_costs(tiny_bundle, tmp_path / "c", other), hotwords=["Ada Lovelace"])
+    with pytest.raises(BundleError, match="substitution_costs"):  # declared but not listed in files
+        Bundle.load(_bundle_with_costs(tiny_bundle, tmp_path / "d", None, declare="missing.json"))
