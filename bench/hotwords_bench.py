@@ -46,7 +46,7 @@ from nim4asr_edge.hotwords import (
     IndexOptions,
 )
 from nim4asr_edge.hotwords import embed as embed_mod
-from nim4asr_edge.hotwords.embed import PAD, align_scores, embed
+from nim4asr_edge.hotwords.embed import PAD, align_scores, embed, nearest
 
 # Acoustically close phonemes (voicing, place, vowel height/backness neighbours). Defined here, independently of
 # the retriever, whose substitution costs were measured on the reference CTC head (hotwords/costs.py).
@@ -134,16 +134,8 @@ class BruteForce:
         self.labels = ent.ids
 
     def __call__(self, vecs, k, threads, filt):
-        labels = np.empty((len(vecs), k), np.int64)
-        dist = np.empty((len(vecs), k), np.float32)
-        for i in range(0, len(vecs), 16):
-            sims = vecs[i : i + 16] @ self.mat.T
-            top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-            s = np.take_along_axis(sims, top, axis=1)
-            order = np.argsort(-s, axis=1)
-            labels[i : i + 16] = self.labels[np.take_along_axis(top, order, axis=1)]
-            dist[i : i + 16] = 1.0 - np.take_along_axis(s, order, axis=1)
-        return labels, dist
+        parts = [nearest(vecs[i : i + 16], self.mat, self.labels, k) for i in range(0, len(vecs), 16)]  # bounded memory
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def verifier_bound(idx: HotwordIndex, snippets: dict, opt) -> dict:

@@ -261,6 +261,28 @@ def test_list_size_rule_counts_the_namespace_searched(tmp_path, g2p, filler):
         assert me.id not in {h.id for h in idx.search(hyp)}
 
 
+def test_small_namespace_is_searched_exactly(tmp_path, g2p, filler, monkeypatch):
+    """A small namespace inside a larger index: exact numpy search, same hits as the graph with a filter."""
+    import nim4asr_edge.hotwords.index as index_mod
+
+    names = list(generate_entities(2030, seed=12))
+    rng = random.Random(2)
+    with HotwordIndex.build(names[:2000], tmp_path / "i", g2p, INV, namespace="shared") as idx:
+        idx.add(names[2000:], namespace="me")
+        mine = idx.list(namespace="me")
+        hyps = [_corrupt(words_to_hyp([filler["the"], e.phonemes, filler["and"]]), 0.15, rng) for e in mine]
+        exact = [idx.search(h, namespace="me") for h in hyps]
+        assert len(idx._ns_exact) == 1  # built once, reused
+        monkeypatch.setattr(index_mod, "NAMESPACE_EXACT_MAX", 0)  # as if the namespace were large
+        filtered = [idx.search(h, namespace="me") for h in hyps]
+        assert exact == filtered
+        assert sum(any(h.id == e.id for h in hits) for e, hits in zip(mine, exact)) >= 25
+        assert all(h.namespace == "me" for hits in exact for h in hits)
+        idx.remove([mine[0].text], namespace="me")  # edits drop the cached vectors
+        assert idx._ns_exact == {}
+        assert mine[0].id not in {h.id for h in idx.search(hyps[0], namespace="me")}
+
+
 def test_import_txt_and_csv_reports_everything(tmp_path, g2p):
     txt = tmp_path / "list.txt"
     long_entry = " ".join(["Supercalifragilistic"] * 12)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PAD", "EmbeddingSpec", "align_scores", "align_scores_numpy", "embed"]
+__all__ = ["PAD", "EmbeddingSpec", "align_scores", "align_scores_numpy", "embed", "nearest"]
 
 try:  # the compiled verifier (optional extension, built by setup.py)
     from . import _align as _compiled
@@ -89,6 +89,20 @@ def embed(seqs: list[np.ndarray], n_symbols: int, spec: EmbeddingSpec) -> np.nda
     norm = np.linalg.norm(vec, axis=1, keepdims=True)
     np.divide(vec, norm, out=vec, where=norm > 0)
     return vec.astype(np.float32)
+
+
+def nearest(vecs: np.ndarray, mat: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact inner-product neighbours of each row of ``vecs`` among the rows of ``mat``: (labels, 1 - similarity),
+    best first, ``k`` per row (fewer if ``mat`` has fewer rows), as hnswlib's ``ip`` space reports them."""
+    k = min(k, len(mat))
+    if k == 0:
+        return np.zeros((len(vecs), 0), np.int64), np.zeros((len(vecs), 0), np.float32)
+    sims = vecs @ mat.T
+    top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    s = np.take_along_axis(sims, top, axis=1)
+    order = np.argsort(-s, axis=1, kind="stable")
+    dist = (1.0 - np.take_along_axis(s, order, axis=1)).astype(np.float32)
+    return labels[np.take_along_axis(top, order, axis=1)], dist
 
 
 def align_scores(entries: np.ndarray, entry_len: np.ndarray, texts: np.ndarray, text_len: np.ndarray,
