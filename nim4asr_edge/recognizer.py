@@ -48,6 +48,7 @@ class RecognizerOptions:
     max_tokens_per_second: float = 8.0  # cap on generated tokens per second of audio (stops runaway output)
     min_new_tokens: int = 16  # token budget floor for very short segments
     hotword_top_k: int = 10  # hotword hits injected as contextual hints per segment
+    hotword_namespace: str | None = None  # search only this namespace of the hotword index (None: every entry)
     verify: str = "full"  # bundle file check: "full" (sha256) | "size" | "none"
     n_ctx: int = 0  # LLM context; 0: enough for the longest segment plus prompt and output
     llm: LLMOptions | None = None  # advanced llama.cpp settings (threads/n_ctx above override theirs)
@@ -292,7 +293,8 @@ class Recognizer:
         # The search sits between the encoder and the LLM, so it may use every thread the recognizer has: HNSW
         # looks all windows of the hypothesis up in one call (1M entries, 10 s: 18.6 ms p50 on 1 thread, 11.8 on 2).
         options = dataclasses.replace(self.hotwords.search_options, threads=self.options.effective_threads)
-        return self.hotwords.search(phonemes, top_k=self.options.hotword_top_k, options=options)
+        return self.hotwords.search(phonemes, top_k=self.options.hotword_top_k, namespace=self.options.hotword_namespace,
+                                    options=options)
 
     def _options_dict(self) -> dict:
         opts = dataclasses.asdict(self.options)

@@ -586,3 +586,15 @@ def test_entry_rows_of_dense_and_sparse_ids():
         for missing in (3, 0, 60_000_000, -1):
             with pytest.raises(HotwordError, match="disagree"):
                 e.rows_of(np.array([ids[0], missing], np.int64))
+
+
+def test_recognizer_searches_one_namespace(tmp_path, g2p, tiny_bundle):
+    from nim4asr_edge.recognizer import Recognizer, RecognizerOptions
+
+    with HotwordIndex.build(["Church Street"], tmp_path / "i", g2p, INV, namespace="alice") as idx:
+        idx.add(["Kingsford Park"], namespace="bob")
+        hyp = g2p.phonemize(["church street and kingsford park"])[0]
+        with Recognizer(tiny_bundle, RecognizerOptions(hotword_namespace="bob"), hotwords=idx) as rec:
+            assert [h.text for h in rec.hotword_hits(hyp)] == ["Kingsford Park"]
+        with Recognizer(tiny_bundle, hotwords=idx) as rec:
+            assert {h.text for h in rec.hotword_hits(hyp)} == {"Church Street", "Kingsford Park"}

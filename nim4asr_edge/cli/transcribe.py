@@ -19,6 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--encoder", choices=("fp32", "int8"), help="encoder precision (default: the bundle's)")
     p.add_argument("--llm", help="LLM quantisation, e.g. q8_0, q4_k_m (default: the bundle's)")
     p.add_argument("--hotwords", help="hotword index directory or a list file (one entry per line)")
+    p.add_argument("--hotword-namespace", help="search only this namespace of the hotword index (default: all)")
     p.add_argument("--hint", action="append", default=[], help="a contextual hint for the LLM (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -42,7 +43,8 @@ def _hotwords(spec: str | None):
 def run(args: argparse.Namespace) -> int:
     from ..recognizer import Recognizer, RecognizerOptions
 
-    options = RecognizerOptions(threads=args.threads, encoder_precision=args.encoder, llm_quant=args.llm)
+    options = RecognizerOptions(threads=args.threads, encoder_precision=args.encoder, llm_quant=args.llm,
+                                hotword_namespace=args.hotword_namespace)
     out_dir = Path(args.output_dir) if args.output_dir else None
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
