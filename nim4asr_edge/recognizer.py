@@ -75,7 +75,8 @@ class RecognizerOptions:
         return self.threads or _default_threads()
 
 
-Hotwords = Union["HotwordIndex", Sequence[str], None]  # noqa: F821 - nim4asr_edge.hotwords is optional
+# an index, a list of texts, or a txt/csv hotword list file (a Path: optional weights and comments are parsed)
+Hotwords = Union["HotwordIndex", Sequence[str], os.PathLike, None]  # noqa: F821 - nim4asr_edge.hotwords is optional
 
 
 class Recognizer:
@@ -167,9 +168,11 @@ class Recognizer:
         if isinstance(hotwords, HotwordIndex):
             return hotwords
         if isinstance(hotwords, (str, bytes)):
-            raise TypeError("hotwords must be a HotwordIndex or a list of strings, not a single string")
+            raise TypeError("hotwords must be a HotwordIndex, a list of strings or a Path to a list file, not a single "
+                            "string")
         g2p = get_g2p(self.bundle.manifest.phonemes.get("g2p", "espeak-ng:en-us"))
-        index = HotwordIndex.from_words(list(hotwords), g2p=g2p, inventory=self.inventory)
+        words = hotwords if isinstance(hotwords, os.PathLike) else list(hotwords)
+        index = HotwordIndex.from_words(words, g2p=g2p, inventory=self.inventory)
         index.set_costs(self.phoneme_costs())
         self._owned.append(index)  # its temporary directory goes when the recognizer closes
         report = index.import_report

@@ -69,3 +69,15 @@ def test_plain_hotword_list_reports_skips_and_cleans_up(tiny_bundle, caplog):
     tmp = index.directory
     rec.close()
     assert not tmp.exists()  # the recognizer's temporary index is removed with it
+
+
+def test_hotword_list_file_is_parsed_like_the_cli_build(tiny_bundle, tmp_path):
+    """A Path to a txt list: weights and comments are parsed, not taken as part of the hotword."""
+    from pathlib import Path
+
+    from nim4asr_edge.recognizer import Recognizer
+
+    names = Path(tmp_path / "names.txt")
+    names.write_text("# team\nAda Lovelace\t2\n\nGrace Hopper\n", encoding="utf-8")
+    with Recognizer(tiny_bundle, hotwords=names) as rec:
+        assert {(e.text, e.weight) for e in rec.hotwords.list()} == {("Ada Lovelace", 2.0), ("Grace Hopper", 1.0)}

@@ -34,9 +34,8 @@ def _hotwords(spec: str | None):
     path = Path(spec)
     if path.is_dir():
         return HotwordIndex.open(path)
-    if path.is_file():
-        lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
-        return [ln for ln in lines if ln and not ln.startswith("#")]
+    if path.is_file():  # parsed like `hotwords build` lists: optional weights, comments, skipped lines reported
+        return path
     raise HotwordError(f"--hotwords {spec}: neither an index directory nor a list file")
 
 
