@@ -35,7 +35,7 @@ from entities import FILLER_WORDS
 from hotwords_bench import corrupt, join_words
 
 from nim4asr_edge.hotwords import HotwordIndex
-from nim4asr_edge.hotwords.embed import PAD, align_scores, embed
+from nim4asr_edge.hotwords.embed import embed
 
 
 def build_anchors(idx: HotwordIndex) -> tuple[hnswlib.Index, np.ndarray, np.ndarray]:
@@ -64,13 +64,11 @@ def build_anchors(idx: HotwordIndex) -> tuple[hnswlib.Index, np.ndarray, np.ndar
 
 
 def anchor_search(idx, graph, offset, alen, phonemes, opt, k: int, threads: int, top_k: int = 10):
+    """The shipped exact stage, verifier and ranking; only the candidate generation differs."""
     ent, b = idx._entries, idx._boundary
     hyp = idx.clean_hypothesis(phonemes)
     best: dict = {}
-    for start, end, entry_ids in idx._matcher.find(hyp):
-        for r in ent.rows_of(np.asarray(entry_ids, np.int64)):
-            if ent.live[r]:
-                best[int(r)] = (1.0, start, end, "exact")
+    idx._exact(hyp, None, best)
     cut = np.flatnonzero(hyp == b)
     starts, ends = np.concatenate([[0], cut + 1]), np.concatenate([cut, [len(hyp)]])
     seqs, word, wlen = [], [], []
@@ -92,28 +90,7 @@ def anchor_search(idx, graph, offset, alen, phonemes, opt, k: int, threads: int,
         keep = (sim >= opt.min_similarity) & (first_word >= 0) & ent.live[rows]
         keep &= (ent.nphon[rows] >= opt.approx_min_phonemes)
         keep &= np.abs(np.asarray(wlen)[win] - alen[rows]) <= opt.max_length_ratio * alen[rows] + 1
-        rows, sim, st = rows[keep], sim[keep], starts[np.maximum(first_word[keep], 0)]
-        pairs = np.stack([rows, st], 1)[np.argsort(-sim, kind="stable")]
-        _, firsts = np.unique(pairs, axis=0, return_index=True)
-        rows, st = pairs[np.sort(firsts)].T
-        elen = (ent.offsets[rows + 1] - ent.offsets[rows]).astype(np.int64)
-        tlen = np.minimum(elen + np.maximum(2, elen // 3), len(hyp) - st)
-        ok = idx._length_bound(hyp, rows, st, tlen) <= opt.max_cost(ent.nphon[rows]) + 1e-4
-        rows, st, elen, tlen = (a[ok][: opt.max_verify] for a in (rows, st, elen, tlen))
-        if len(rows):
-            m, n = int(elen.max()), int(tlen.max())
-            ei = np.minimum(ent.offsets[rows][:, None] + np.arange(m), len(ent.flat) - 1)
-            emat = np.where(np.arange(m) < elen[:, None], ent.flat[ei].astype(np.int64), PAD)
-            ti = np.minimum(st[:, None] + np.arange(n), len(hyp) - 1)
-            tmat = np.where(np.arange(n) < tlen[:, None], hyp[ti].astype(np.int64), PAD)
-            cost, matched = align_scores(emat, elen, tmat, tlen, b, word_end=True,
-                                         text_is_final=st + tlen >= len(hyp), sub_cost=idx._sub_cost)
-            nph = np.maximum(ent.nphon[rows], 1)
-            for r, s, c, ml, acc in zip(rows.tolist(), st.tolist(), cost.tolist(), matched.tolist(),
-                                        (cost <= opt.max_cost(nph) + 1e-4).tolist()):
-                sc = round(1.0 - c / max(int(ent.nphon[r]), 1), 4)
-                if acc and (r not in best or sc > best[r][0]):
-                    best[r] = (sc, s, s + ml, best[r][3] if r in best else "approx")
+        idx._verify(hyp, rows[keep], starts[np.maximum(first_word[keep], 0)], sim[keep], opt, best)
     return idx._rank(best, top_k), len(seqs)
 
 

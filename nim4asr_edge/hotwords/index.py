@@ -830,13 +830,17 @@ class HotwordIndex:
         # best[row] = (score, start, end, method)
         best: dict[int, tuple[float, int, int, str]] = {}
         if opt.exact:
-            for start, end, entry_ids in self._matcher.find(hyp):
-                for r in ent.rows_of(np.asarray(entry_ids, np.int64)):
-                    if ent.live[r] and (ns_id is None or ent.ns[r] == ns_id):
-                        best[int(r)] = (1.0, start, end, "exact")
+            self._exact(hyp, ns_id, best)
         if opt.approximate and live:
             self._approximate(hyp, opt, ns_id, live, best)
         return self._rank(best, top_k)
+
+    def _exact(self, hyp: np.ndarray, ns_id: int | None, best: dict[int, tuple[float, int, int, str]]) -> None:
+        ent = self._entries
+        for start, end, entry_ids in self._matcher.find(hyp):
+            for r in ent.rows_of(np.asarray(entry_ids, np.int64)):
+                if ent.live[r] and (ns_id is None or ent.ns[r] == ns_id):
+                    best[int(r)] = (1.0, start, end, "exact")
 
     def _windows(self, hyp: np.ndarray, opt: SearchOptions) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
         """Word windows to look up: (phoneme id sequences, start positions, phonemes per window)."""
@@ -903,7 +907,12 @@ class HotwordIndex:
         keep &= ent.live[rows] & (nph >= opt.approx_min_phonemes)            # length cannot be its aligned span
         if ns_id is not None:
             keep &= ent.ns[rows] == ns_id
-        rows, st, sim = rows[keep], win_start[win[keep]], sim[keep]
+        self._verify(hyp, rows[keep], win_start[win[keep]], sim[keep], opt, best)
+
+    def _verify(self, hyp: np.ndarray, rows: np.ndarray, st: np.ndarray, sim: np.ndarray, opt: SearchOptions,
+                best: dict[int, tuple[float, int, int, str]]) -> None:
+        """Verify candidate (entry row, start) pairs, most similar first, and record the accepted ones in ``best``."""
+        ent = self._entries
         if len(rows) == 0:
             return
         order = np.argsort(-sim, kind="stable")  # most similar first, then keep the first of each pair
