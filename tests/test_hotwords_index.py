@@ -23,6 +23,7 @@ from nim4asr_edge.hotwords import (
     SearchOptions,
     format_hints,
 )
+from nim4asr_edge.hotwords import index as index_mod
 from nim4asr_edge.hotwords.index import cost_free_for
 from nim4asr_edge.hotwords.g2p import BaseG2P
 
@@ -283,7 +284,10 @@ def test_small_namespace_is_searched_exactly(tmp_path, g2p, filler, monkeypatch)
         assert mine[0].id not in {h.id for h in idx.search(hyps[0], namespace="me")}
 
 
-def test_import_txt_and_csv_reports_everything(tmp_path, g2p):
+@pytest.mark.parametrize("chunk", [None, 2])  # None: the default; 2 puts duplicates and skips in other chunks
+def test_import_txt_and_csv_reports_everything(tmp_path, g2p, chunk, monkeypatch):
+    if chunk:
+        monkeypatch.setattr(index_mod, "IMPORT_CHUNK", chunk)
     txt = tmp_path / "list.txt"
     long_entry = " ".join(["Supercalifragilistic"] * 12)
     txt.write_text(

@@ -82,6 +82,7 @@ MAX_PHONEMES = 64  # longer entries are refused (a hotword, not a sentence)
 # the HNSW graph with a filter, which must walk most of the graph to find a small namespace's neighbours (an
 # 84-entry namespace in a 1M index: 45-76 s per 3-s clip filtered, 1.6 ms exactly).
 NAMESPACE_EXACT_MAX = 100_000
+IMPORT_CHUNK = 20_000  # entries converted to phonemes at a time during an import
 FREE_AT_1M, FREE_PER_DECADE, FREE_MIN = 5.5, 1.0, 2.0  # cost_free_for (calibrated: bench/hotwords_size_sweep.py)
 
 
@@ -332,6 +333,17 @@ class _Entries:
 
 class _Stale(Exception):
     """The derived files do not match the store (reason in the message)."""
+
+
+def _chunks(items: Iterable, size: int) -> Iterable[list]:
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _fsync_file(path: Path) -> None:
@@ -600,15 +612,45 @@ class HotwordIndex:
         if not namespace or not isinstance(namespace, str):
             raise HotwordError(f"namespace must be a non-empty string, not {namespace!r}")
         report = ImportReport()
-        raw: list[tuple[int, str, float | None]] = []
-        for line, text, weight, problem in iter_entries(entries):
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(desc=f"G2P {self.g2p.name}", unit="entry", mininterval=1.0)
+        # Converted chunk by chunk as the store inserts them (in its one transaction), so a list of millions never
+        # sits in memory as pronunciations.
+        rows = (row for chunk in _chunks(iter_entries(entries), IMPORT_CHUNK)
+                for row in self._pronounce_chunk(chunk, report, bar))
+        try:
+            new_ids = store.add(rows, namespace, report)
+        finally:
+            if bar is not None:
+                bar.close()
+        report.skipped.sort(key=lambda s: s.line)
+        for s in report.skipped:
+            log.info("hotword line %d %r skipped: %s", s.line, s.text, s.reason)
+        if incremental and (new_ids or report.updated):
+            by_id = {}
+            if new_ids:
+                by_id = {i: (p, ns) for i, ns, p in
+                         (r for batch in store.iter_phonemes() for r in batch if r[0] >= new_ids[0])}
+                self._append(new_ids, [by_id[i][0].split(" ") for i in new_ids], [by_id[i][1] for i in new_ids],
+                             [1.0] * len(new_ids))
+                self._matcher.finalize()
+            self._refresh_weights()
+        return report
+
+    def _pronounce_chunk(self, chunk: list[tuple[int, str, float | None, str | None]], report: ImportReport,
+                         bar) -> list[tuple[int, str, float | None, tuple[str, ...]]]:
+        """(line, text, weight, phonemes) of a chunk's usable entries; the others go to ``report.skipped``."""
+        raw = []
+        for line, text, weight, problem in chunk:
             if problem is not None:
                 report.skipped.append(Skipped(line, text, problem))
             else:
                 raw.append((line, text, weight))
-        prons = self.g2p.pronounce([t for _, t, _ in raw], progress=progress) if raw else []
         rows = []
-        for (line, text, weight), pron in zip(raw, prons):
+        for (line, text, weight), pron in zip(raw, self.g2p.pronounce([t for _, t, _ in raw])):
             if pron.problem is not None:
                 report.skipped.append(Skipped(line, text, pron.problem))
                 continue
@@ -621,19 +663,9 @@ class HotwordIndex:
                 report.skipped.append(Skipped(line, text, f"too long ({n} phonemes, at most {MAX_PHONEMES})"))
                 continue
             rows.append((line, pron.text, weight, pron.phonemes))
-        new_ids = store.add(rows, namespace, report)
-        report.skipped.sort(key=lambda s: s.line)
-        for s in report.skipped:
-            log.info("hotword line %d %r skipped: %s", s.line, s.text, s.reason)
-        if incremental and (new_ids or report.updated):
-            by_id = {}
-            if new_ids:
-                by_id = {i: (p, ns) for i, ns, p in
-                         (r for batch in store.iter_phonemes() for r in batch if r[0] >= new_ids[0])}
-                self._append(new_ids, [by_id[i][0].split(" ") for i in new_ids], [by_id[i][1] for i in new_ids],
-                             [1.0] * len(new_ids))
-            self._refresh_weights()
-        return report
+        if bar is not None:
+            bar.update(len(chunk))
+        return rows
 
     def _refresh_weights(self) -> None:
         w = {i: wt for i, (_, wt, _) in self._store.get([int(i) for i in self._entries.ids]).items()} \
@@ -666,8 +698,7 @@ class HotwordIndex:
         if need > self._hnsw.get_max_elements():
             self._hnsw.resize_index(max(need, int(self._hnsw.get_max_elements() * 1.5)))
         self._hnsw.add_items(vecs, np.asarray(ids, np.int64), num_threads=self.options.threads or -1)
-        self._matcher.add(zip(ids, seqs))
-        self._matcher.finalize()
+        self._matcher.add(zip(ids, seqs))  # finalized by the caller: rebuilding the automaton costs O(all entries)
 
     def _derive_all(self, progress: bool) -> None:
         """(Re)build every derived structure from the store."""
@@ -692,6 +723,7 @@ class HotwordIndex:
                 bar.update(len(ids))
         if bar is not None:
             bar.close()
+        self._matcher.finalize()
         self._refresh_weights()
         if self._hnsw is None:
             self._hnsw = hnswlib.Index(space="ip", dim=self.options.dim)

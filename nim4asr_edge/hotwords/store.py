@@ -225,7 +225,7 @@ class HotwordStore:
     def _bump(self) -> None:
         self._conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'")
 
-    def add(self, rows: Sequence[tuple[int, str, float | None, tuple[str, ...]]], namespace: str,
+    def add(self, rows: Iterable[tuple[int, str, float | None, tuple[str, ...]]], namespace: str,
             report: ImportReport) -> list[int]:
         """Insert (line, text, weight, phonemes) rows; duplicates update the weight if given, else are reported.
 
