@@ -45,6 +45,7 @@ import hnswlib
 import numpy as np
 
 from ..errors import HotwordError
+from . import hugepages
 from .costs import PhonemeCosts, default_costs
 from .embed import PAD, EmbeddingSpec, align_scores, embed, nearest
 from .g2p import BLANK, G2P, WORD_BOUNDARY, get_g2p
@@ -396,6 +397,7 @@ class HotwordIndex:
         self.set_costs(default_costs(self.inventory))
         self.import_report: ImportReport | None = None  # report of the import that built this index
         self.generation = -1
+        self.huge_pages = None  # the thread backing a loaded graph with huge pages, while it runs (hugepages.py)
 
     # ------------------------------------------------------------------------------------------- factories
     @classmethod
@@ -715,8 +717,10 @@ class HotwordIndex:
             ids = [r[0] for r in batch]
             if first:
                 self._hnsw = hnswlib.Index(space="ip", dim=self.options.dim)
+                before = hugepages.anonymous_mappings()
                 self._hnsw.init_index(max_elements=max(1024, total + 1024), M=self.options.M,
                                       ef_construction=self.options.ef_construction, random_seed=100)
+                hugepages.advise_new_mappings(before, collapse=False)  # still empty: faults bring huge pages
                 first = False
             self._append(ids, [r[2].split(" ") for r in batch], [r[1] for r in batch], [1.0] * len(ids))
             if bar is not None:
@@ -797,10 +801,12 @@ class HotwordIndex:
         except HotwordError as exc:
             raise _Stale(str(exc)) from None
         hnsw = hnswlib.Index(space="ip", dim=self.options.dim)
+        before = hugepages.anonymous_mappings()
         try:
             hnsw.load_index(str(paths["hnsw"]), max_elements=max(1024, int(sidecar["elements"]) + 1024))
         except RuntimeError as exc:
             raise _Stale(f"{paths['hnsw'].name} is unreadable ({exc})") from None
+        self.huge_pages = hugepages.advise_new_mappings(before)
         if hnsw.element_count != sidecar["elements"] or len(entries.ids) != sidecar["elements"]:
             raise _Stale("HNSW element count disagrees with the sidecar")
         if int(entries.live.sum()) != sum(store.counts().values()):

@@ -1,0 +1,125 @@
+"""Hotword search time with the HNSW graph on 4 KiB pages vs transparent huge pages (hotwords/hugepages.py).
+
+    python bench/hotwords_memory_layout.py --dir /work/hw1m --utterances 100 --rounds 3 > layout.json
+
+The same ~27-word utterances (two entities, 10 % phoneme error, as in hotwords_bench.py) are searched in fresh
+processes that open the index with huge pages on and off (NIM4ASR_EDGE_HUGE_PAGES), alternating, so both see the
+same machine load. Each process reports whole-utterance search p50 on 1 and 2 threads, the HNSW lookups alone, and
+a digest of the hits (equal digests: identical results).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from entities import FILLER_WORDS
+from hotwords_bench import corrupt, join_words
+
+from nim4asr_edge.hotwords import HotwordIndex, hugepages
+from nim4asr_edge.hotwords.embed import embed
+
+
+def make_utterances(directory: str, n: int, seed: int) -> list[list[str]]:
+    with HotwordIndex.open(directory, on_stale="error") as idx:
+        rng = random.Random(seed)
+        filler = {w: list(p) for w, p in zip(FILLER_WORDS, idx.g2p.phonemize(FILLER_WORDS)) if p}
+        words = list(filler)
+        live = np.flatnonzero(idx._entries.live)
+
+        def entity() -> list[str]:
+            return [idx.inventory[i] for i in idx._entries.seq(int(rng.choice(live)))]
+
+        def ctx(a: int, b: int) -> list[list[str]]:
+            return [filler[rng.choice(words)] for _ in range(rng.randint(a, b))]
+
+        return [corrupt(join_words(ctx(5, 8) + [entity()] + ctx(6, 9) + [entity()] + ctx(5, 8)), 0.1, rng)
+                for _ in range(n)]
+
+
+def child(directory: str, utt_file: str) -> dict:
+    utts = json.loads(Path(utt_file).read_text(encoding="utf-8"))
+    t0 = time.perf_counter()
+    idx = HotwordIndex.open(directory, on_stale="error")
+    open_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    if idx.huge_pages is not None:
+        idx.huge_pages.join()
+    collapse_s = time.perf_counter() - t0
+    opt = idx.search_options.for_entries(int(idx._entries.live.sum()))
+    # the windows each utterance looks up, for the lookups-alone timing
+    vecs = [embed(idx._windows(idx.clean_hypothesis(u), opt)[0], len(idx.inventory), idx._spec) for u in utts]
+    idx._hnsw.set_ef(opt.ef)
+    for u in utts[:20]:  # warm-up
+        idx.search(u)
+    out = {"entries": int(idx._entries.live.sum()), "huge_pages": hugepages.enabled(), "open_s": round(open_s, 2), "collapse_s": round(collapse_s, 2)}
+    digest = hashlib.sha256()
+    for th in (1, 2):
+        o = dataclasses.replace(idx.search_options, threads=th)
+        ts, tk = [], []
+        for u, v in zip(utts, vecs):
+            t = time.perf_counter()
+            hits = idx.search(u, options=o)
+            ts.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            idx._hnsw.knn_query(v, k=opt.candidates, num_threads=th)
+            tk.append(time.perf_counter() - t)
+            if th == 1:
+                digest.update(repr([(h.id, h.score, h.start, h.end) for h in hits]).encode())
+        out[f"utterance_p50_ms_{th}_thread"] = round(float(np.median(ts)) * 1000, 3)
+        out[f"lookups_p50_ms_{th}_thread"] = round(float(np.median(tk)) * 1000, 3)
+    out["lookups_per_utterance"] = round(float(np.mean([len(v) for v in vecs])), 1)
+    out["hits_digest"] = digest.hexdigest()[:16]
+    idx.close()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dir", required=True, help="a built index directory")
+    ap.add_argument("--utterances", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=3, help="alternating pairs of processes")
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(child(args.dir, args.child)))
+        return
+    if not hugepages.enabled():
+        sys.exit("transparent huge pages are not in madvise mode on this machine: nothing to compare")
+    with tempfile.TemporaryDirectory() as tmp:
+        utt_file = Path(tmp) / "utterances.json"
+        utt_file.write_text(json.dumps(make_utterances(args.dir, args.utterances, args.seed)), encoding="utf-8")
+        runs: dict[str, list[dict]] = {"4k_pages": [], "huge_pages": []}
+        for r in range(args.rounds):
+            for name in (("4k_pages", "huge_pages") if r % 2 == 0 else ("huge_pages", "4k_pages")):
+                env = dict(os.environ, NIM4ASR_EDGE_HUGE_PAGES="1" if name == "huge_pages" else "0")
+                res = subprocess.run([sys.executable, __file__, "--dir", args.dir, "--child", str(utt_file)],
+                                     env=env, capture_output=True, text=True, check=True)
+                runs[name].append(json.loads(res.stdout.strip().splitlines()[-1]))
+                print(json.dumps({name: runs[name][-1]}), file=sys.stderr, flush=True)
+    keys = [k for k in runs["4k_pages"][0] if k.endswith("_thread")]
+    summary = {name: {k: round(float(np.median([x[k] for x in rs])), 3) for k in keys} for name, rs in runs.items()}
+    summary["ratio_huge_to_4k"] = {k: round(summary["huge_pages"][k] / summary["4k_pages"][k], 3) for k in keys}
+    digests = {x["hits_digest"] for rs in runs.values() for x in rs}
+    print(json.dumps({"dir": args.dir, "entries": runs["4k_pages"][0]["entries"], "utterances": args.utterances, "rounds": args.rounds,
+                      "machine_cores": os.cpu_count(), "identical_hits": len(digests) == 1, "summary": summary,
+                      "runs": runs}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
