@@ -954,10 +954,10 @@ class HotwordIndex:
         if len(rows) == 0:
             return
         order = np.argsort(-sim, kind="stable")  # most similar first, then keep the first of each pair
-        pairs = np.stack([rows, st], axis=1)[order]
-        _, firsts = np.unique(pairs, axis=0, return_index=True)
-        pairs = pairs[np.sort(firsts)]
-        rows, st = pairs[:, 0], pairs[:, 1]
+        rows, st = rows[order], st[order]
+        _, firsts = np.unique(rows * (len(hyp) + 1) + st, return_index=True)
+        keep = np.sort(firsts)
+        rows, st = rows[keep], st[keep]
         elen = (ent.offsets[rows + 1] - ent.offsets[rows]).astype(np.int64)
         slack = np.maximum(2, elen // 3)
         tlen = np.minimum(elen + slack, len(hyp) - st)
