@@ -384,7 +384,7 @@ def main(argv=None) -> int:
                     help='SearchOptions overrides for every mode, JSON (e.g. \'{"ef": 64, "candidates": 16}\')')
     ap.add_argument("--dim", type=int, default=IndexOptions.dim, help="embedding width (power of two)")
     ap.add_argument("--M", type=int, default=16)
-    ap.add_argument("--ef-construction", type=int, default=80)
+    ap.add_argument("--ef-construction", type=int, default=IndexOptions.ef_construction)
     ap.add_argument("--progress", action="store_true")
     ap.add_argument("--search-only", action="store_true", help="(internal) search an existing --dir")
     ap.add_argument("--skip-build", action="store_true", help="reuse an index already in --dir")

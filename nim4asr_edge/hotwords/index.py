@@ -93,7 +93,7 @@ class IndexOptions:
 
     dim: int = 128  # embedding width; 1 M entries x 128 float32 = 512 MB of vectors
     M: int = 16  # HNSW graph degree
-    ef_construction: int = 80  # HNSW build breadth
+    ef_construction: int = 160  # HNSW build breadth (160 vs 80 at 1M: +0.02 recall at 20 % error at the same ef)
     threads: int = 0  # build threads (0 = all cores)
     ngram_weights: tuple[float, float, float] = (1.0, 1.0, 0.0)  # weight of phoneme 1-, 2-, 3-grams
 
@@ -272,6 +272,7 @@ class _Entries:
     live: np.ndarray  # bool: False once removed
     namespaces: list[str]
     _row_of: np.ndarray | None = field(default=None, repr=False)  # id -> row (-1: none), built on first use
+    _live_counts: dict = field(default_factory=dict, repr=False)  # namespace index (None: all) -> live entries
 
     @classmethod
     def empty(cls) -> _Entries:
@@ -280,6 +281,17 @@ class _Entries:
 
     def seq(self, row: int) -> np.ndarray:
         return self.flat[self.offsets[row] : self.offsets[row + 1]]
+
+    def live_count(self, ns: int | None = None) -> int:
+        """Live entries, in namespace index ``ns`` or in all; cached (every search asks, at 1M a pass costs ~0.1 ms)."""
+        if ns not in self._live_counts:
+            self._live_counts[ns] = int(self.live.sum() if ns is None else (self.live & (self.ns == ns)).sum())
+        return self._live_counts[ns]
+
+    def kill(self, rows: np.ndarray) -> None:
+        """Mark rows removed."""
+        self.live[rows] = False
+        self._live_counts.clear()
 
     def rows_of(self, ids: np.ndarray) -> np.ndarray:
         top = int(self.ids[-1]) + 1 if len(self.ids) else 0
@@ -312,6 +324,7 @@ class _Entries:
         self.weight = np.concatenate([self.weight, np.asarray(weights, np.float32)])
         self.live = np.concatenate([self.live, np.ones(len(ids), bool)])
         self._row_of = None
+        self._live_counts.clear()
 
     def save(self, f) -> None:
         np.savez(f, ids=self.ids, offsets=self.offsets, flat=self.flat, nphon=self.nphon, ns=self.ns,
@@ -563,7 +576,7 @@ class HotwordIndex:
         ids, missing = store.remove(list(texts), namespace)
         if ids:
             rows = self._entries.rows_of(np.asarray(ids, np.int64))
-            self._entries.live[rows] = False
+            self._entries.kill(rows)
             self._ns_exact.clear()
             for i in ids:
                 self._hnsw.mark_deleted(int(i))
@@ -592,7 +605,7 @@ class HotwordIndex:
         files = {p.name: p.stat().st_size for p in sorted(self.directory.iterdir()) if p.is_file()}
         return {
             "directory": str(self.directory),
-            "entries": int(self._entries.live.sum()),
+            "entries": self._entries.live_count(),
             "namespaces": store.counts(),
             "generation": self.generation,
             "g2p": store.g2p_name,
@@ -601,7 +614,7 @@ class HotwordIndex:
             "hnsw": {"space": "ip", "dim": self.options.dim, "M": self.options.M,
                      "ef_construction": self.options.ef_construction, "ef": self.search_options.ef,
                      "elements": self._hnsw.element_count if self._hnsw is not None else 0},
-            "acceptance": {"cost_free_phonemes": self.search_options.for_entries(int(self._entries.live.sum()))
+            "acceptance": {"cost_free_phonemes": self.search_options.for_entries(self._entries.live_count())
                            .cost_free_phonemes, "max_cost_per_phoneme": self.search_options.max_cost_per_phoneme,
                            "phoneme_costs": self._costs.source if self._costs else None},
             "bytes_on_disk": sum(files.values()),
@@ -755,7 +768,7 @@ class HotwordIndex:
             "format": INDEX_FORMAT, "format_version": INDEX_VERSION, "generation": gen, "space": "ip",
             "dim": self.options.dim, "M": self.options.M, "ef_construction": self.options.ef_construction,
             "ef": self.search_options.ef, "inventory": self.inventory, "g2p": store.g2p_name,
-            "embedding": self._spec.to_json(), "count": int(self._entries.live.sum()),
+            "embedding": self._spec.to_json(), "count": self._entries.live_count(),
             "elements": int(self._hnsw.element_count), "files": files, "written": time.time(),
         }
         tmp = d / (SIDECAR + ".tmp")
@@ -809,7 +822,7 @@ class HotwordIndex:
         self.huge_pages = hugepages.advise_new_mappings(before)
         if hnsw.element_count != sidecar["elements"] or len(entries.ids) != sidecar["elements"]:
             raise _Stale("HNSW element count disagrees with the sidecar")
-        if int(entries.live.sum()) != sum(store.counts().values()):
+        if entries.live_count() != sum(store.counts().values()):
             raise _Stale("entry count disagrees with the store")
         self._entries, self._matcher, self._hnsw = entries, matcher, hnsw
         self._ns_of = None
@@ -855,7 +868,7 @@ class HotwordIndex:
         """
         self._require_open()
         hyp = self.clean_hypothesis(phonemes)
-        if len(hyp) == 0 or top_k <= 0 or not self._entries.live.any():
+        if len(hyp) == 0 or top_k <= 0 or not self._entries.live_count():
             return []
         ent = self._entries
         ns_id = None
@@ -863,7 +876,7 @@ class HotwordIndex:
             if namespace not in ent.namespaces:
                 return []
             ns_id = ent.namespaces.index(namespace)
-        live = int(ent.live.sum()) if ns_id is None else int((ent.live & (ent.ns == ns_id)).sum())
+        live = ent.live_count(ns_id)
         opt = (options or self.search_options).for_entries(live)
         # best[row] = (score, start, end, method)
         best: dict[int, tuple[float, int, int, str]] = {}
