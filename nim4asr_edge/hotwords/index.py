@@ -45,7 +45,7 @@ import hnswlib
 import numpy as np
 
 from ..errors import HotwordError
-from . import hugepages
+from . import hnsw_layout, hugepages
 from .costs import PhonemeCosts, default_costs
 from .embed import PAD, EmbeddingSpec, align_scores, embed, nearest
 from .g2p import BLANK, G2P, WORD_BOUNDARY, get_g2p
@@ -84,6 +84,7 @@ MAX_PHONEMES = 64  # longer entries are refused (a hotword, not a sentence)
 # 84-entry namespace in a 1M index: 45-76 s per 3-s clip filtered, 1.6 ms exactly).
 NAMESPACE_EXACT_MAX = 100_000
 IMPORT_CHUNK = 20_000  # entries converted to phonemes at a time during an import
+RENUMBER_MIN = 50_000  # smaller graphs fit the caches anyway: saved in insertion order
 FREE_AT_1M, FREE_PER_DECADE, FREE_MIN = 5.5, 1.0, 2.0  # cost_free_for (calibrated: bench/hotwords_size_sweep.py)
 
 
@@ -439,7 +440,7 @@ class HotwordIndex:
         try:
             self.import_report = self._import(entries, namespace, progress, incremental=False)
             self._derive_all(progress)
-            self._save_derived()
+            self._save_derived(renumber=True)
         except OSError as exc:
             self.close()
             raise HotwordError(f"cannot write the hotword index in {out}: {exc}") from exc
@@ -501,7 +502,7 @@ class HotwordIndex:
                 self._entries = _Entries.empty()
                 self._matcher = ExactMatcher(self._boundary)
                 self._derive_all(progress=False)
-                self._save_derived()
+                self._save_derived(renumber=True)
             except OSError as oserr:
                 self.close()
                 raise HotwordError(f"hotword index {d} is stale ({exc}) and cannot be rebuilt there: "
@@ -746,7 +747,33 @@ class HotwordIndex:
             self._hnsw = hnswlib.Index(space="ip", dim=self.options.dim)
             self._hnsw.init_index(max_elements=1024, M=self.options.M, ef_construction=self.options.ef_construction)
 
-    def _save_derived(self) -> None:
+    def _renumber(self, path: Path) -> None:
+        """Replace the saved graph at ``path`` by its BFS renumbering if that answers the same, and search it."""
+        out = path.with_name(path.name + ".bfs")
+        if not hnsw_layout.reorder_file(path, out, self.options.dim):
+            return
+        ids = self._entries.ids[:: max(1, len(self._entries.ids) // 256)]
+        sample = np.asarray(self._hnsw.get_items(ids.tolist()), np.float32)
+        ef = max(self.search_options.ef, 32)
+        self._hnsw.set_ef(ef)
+        want = self._hnsw.knn_query(sample, k=10, num_threads=1)
+        hnsw = hnswlib.Index(space="ip", dim=self.options.dim)
+        before = hugepages.anonymous_mappings()
+        hnsw.load_index(str(out), max_elements=self._hnsw.get_max_elements())
+        hnsw.set_ef(ef)
+        got = hnsw.knn_query(sample, k=10, num_threads=1)
+        # the same graph: the same neighbours (labels may swap only between equally distant homophones)
+        if not (np.array_equal(got[1], want[1]) and np.mean(np.all(got[0] == want[0], axis=1)) >= 0.98):
+            log.warning("renumbered HNSW graph answers differently; keeping insertion order")
+            out.unlink(missing_ok=True)
+            return
+        os.replace(out, path)
+        self._hnsw, self._ef = hnsw, ef
+        self.huge_pages = hugepages.advise_new_mappings(before)
+
+    def _save_derived(self, renumber: bool = False) -> None:
+        """Write the derived files for the store's generation. ``renumber`` (after a full build): the HNSW graph is
+        saved in breadth-first node order (hnsw_layout.py) and reloaded from that file."""
         store = self._require_open()
         gen = store.generation
         d = self.directory
@@ -756,6 +783,8 @@ class HotwordIndex:
             tmp = d / (name + ".tmp")
             if kind == "hnsw":
                 self._hnsw.save_index(str(tmp))
+                if renumber and self._hnsw.element_count >= RENUMBER_MIN:
+                    self._renumber(tmp)
             elif kind == "matcher":
                 self._matcher.save(str(tmp))
             else:
