@@ -44,6 +44,7 @@ from nim4asr_edge.hotwords import (
     EspeakG2P,
     HotwordIndex,
     IndexOptions,
+    LookupCache,
 )
 from nim4asr_edge.hotwords import embed as embed_mod
 from nim4asr_edge.hotwords.embed import PAD, align_scores, embed, nearest
@@ -296,6 +297,29 @@ def run_search(args) -> dict:
         result["utterance_10s_verifier"] = {f"{k}_p50_ms": round(pct(v, 50), 3) for k, v in times.items()}
         result["utterance_10s_verifier"]["p50_ratio_compiled_over_numpy"] = round(
             pct(times["compiled"], 50) / pct(times["numpy"], 50), 3)
+
+    # Streaming: a 10-s utterance searched as it grows (the utterance so far after every second word, about one
+    # partial per 640 ms), with and without a LookupCache, alternating; totals per utterance.
+    st_rng = random.Random(args.seed + 3)  # own draws, as above
+    streamed = {"no_cache": [], "cache": []}
+    same = True
+    for i in range(min(args.utterances, 50)):
+        words = [filler[st_rng.choice(fwords)] for _ in range(st_rng.randint(21, 29))]
+        for e in st_rng.sample(list(live_rows), 2):
+            words.insert(st_rng.randint(0, len(words)), entity(e))
+        ph = corrupt(join_words(words), 0.1, st_rng)
+        cuts = [j for j, p in enumerate(ph) if p == "|"][1::2] + [len(ph)]
+        outs = {}
+        for name in (("cache", "no_cache") if i % 2 else ("no_cache", "cache")):
+            cache = LookupCache() if name == "cache" else None
+            t = time.perf_counter()
+            outs[name] = [idx.search(ph[:c], top_k=K, cache=cache) for c in cuts]
+            streamed[name].append(time.perf_counter() - t)
+        same &= outs["cache"] == outs["no_cache"]
+    result["utterance_10s_streamed"] = {f"{k}_total_p50_ms": round(pct(v, 50), 3) for k, v in streamed.items()}
+    result["utterance_10s_streamed"].update(
+        searches_per_utterance="one per 2 words", same_hits=bool(same),
+        p50_ratio_cache_over_no_cache=round(pct(streamed["cache"], 50) / pct(streamed["no_cache"], 50), 3))
 
     # False hints on hotword-free utterances.
     fh: dict = {}

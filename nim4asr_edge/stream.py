@@ -362,7 +362,7 @@ class Stream:
     def _hints(self, symbols: Sequence[str] = ()) -> list[str]:
         """Explicit hints, then hotwords found in the utterance so far (accumulated, de-duplicated)."""
         if self._hotwords is not None and symbols:
-            self._hotwords.add(self._rec.hotword_hits(symbols))
+            self._hotwords.add(self._rec.hotword_hits(symbols, cache=self._hotwords.lookups))
         found = self._hotwords.hints() if self._hotwords is not None else []
         return list(dict.fromkeys([*self.hints, *found]))
 

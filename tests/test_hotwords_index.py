@@ -20,6 +20,7 @@ from nim4asr_edge.hotwords import (
     HotwordAccumulator,
     HotwordHit,
     HotwordIndex,
+    LookupCache,
     SearchOptions,
     format_hints,
 )
@@ -602,3 +603,31 @@ def test_recognizer_searches_one_namespace(tmp_path, g2p, tiny_bundle):
             assert [h.text for h in rec.hotword_hits(hyp)] == ["Kingsford Park"]
         with Recognizer(tiny_bundle, hotwords=idx) as rec:
             assert {h.text for h in rec.hotword_hits(hyp)} == {"Church Street", "Kingsford Park"}
+
+
+def test_lookup_cache_reuses_windows_of_a_growing_hypothesis(tmp_path, g2p, filler, monkeypatch):
+    names = list(generate_entities(3000, seed=8))
+    rng = random.Random(4)
+    fwords = list(filler)
+    with HotwordIndex.build(names, tmp_path / "i", g2p, INV) as idx:
+        ents = [idx.list()[i].phonemes for i in (10, 2000)]
+        words = [filler[rng.choice(fwords)] for _ in range(6)] + [ents[0]] + \
+            [filler[rng.choice(fwords)] for _ in range(6)] + [ents[1]] + [filler[rng.choice(fwords)] for _ in range(4)]
+        hyp = _corrupt(words_to_hyp(words), 0.1, rng)
+        looked = []
+        knn = idx._knn
+        monkeypatch.setattr(idx, "_knn", lambda v, *a: looked.append(len(v)) or knn(v, *a))
+        cache = LookupCache()
+        cuts = [i for i, p in enumerate(hyp) if p == "|"][::2] + [len(hyp)]
+        for cut in cuts:  # a stream: the utterance so far, again and again
+            prefix = hyp[:cut]
+            assert idx.search(prefix, cache=cache) == idx.search(prefix)
+        with_cache, without = looked[0::2], looked[1::2]
+        assert sum(with_cache) < 0.5 * sum(without) and cache.reused > cache.lookups
+        # other search settings, or an edited index, start afresh
+        n, r = cache.lookups, cache.reused
+        idx.search(hyp, options=dataclasses.replace(idx.search_options, ef=20), cache=cache)
+        assert cache.lookups > n and cache.reused == r
+        idx.add(["Zyxwell Quorn"])
+        idx.search(hyp, options=dataclasses.replace(idx.search_options, ef=20), cache=cache)
+        assert cache.reused == r

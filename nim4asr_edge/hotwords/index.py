@@ -223,6 +223,39 @@ def format_hints(hits: Iterable[HotwordHit]) -> list[str]:
     return out
 
 
+class LookupCache:
+    """Neighbours of the windows already looked up, for repeated searches over one growing hypothesis.
+
+    A stream searches the utterance so far at every partial; earlier words come back with the same windows, whose
+    neighbours depend only on the window and the search settings, so only new windows need the graph. Pass the
+    same cache to :meth:`HotwordIndex.search` for every search of one utterance; it empties itself when the
+    settings or the index change, and keeps at most ``max_windows`` windows.
+    """
+
+    def __init__(self, max_windows: int = 4096):
+        self.max_windows = max_windows
+        self._scope: tuple | None = None
+        self._found: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+        self.lookups = 0  # windows looked up in the graph
+        self.reused = 0  # windows answered from the cache
+
+    def take(self, scope: tuple, windows: list[bytes]) -> list[tuple[np.ndarray, np.ndarray] | None]:
+        if scope != self._scope:
+            self._scope = scope
+            self._found.clear()
+        return [self._found.get(w) for w in windows]
+
+    def put(self, windows: list[bytes], labels: np.ndarray, dist: np.ndarray) -> None:
+        if len(self._found) + len(windows) > self.max_windows:
+            self._found.clear()
+        for w, lab, d in zip(windows, labels, dist):
+            self._found[w] = (lab, d)
+
+    def clear(self) -> None:
+        self._scope = None
+        self._found.clear()
+
+
 class HotwordAccumulator:
     """Hits accumulated over one utterance while streaming: the best hit per hotword, in rank order.
 
@@ -234,6 +267,7 @@ class HotwordAccumulator:
     def __init__(self, top_k: int = 10):
         self.top_k = top_k  # hints kept per utterance
         self._best: dict[tuple[str, str], HotwordHit] = {}
+        self.lookups = LookupCache()  # pass to every search of the utterance
 
     def add(self, hits: Iterable[HotwordHit], offset: int = 0) -> list[HotwordHit]:
         """Merge hits; returns those that are new or improved."""
@@ -257,6 +291,7 @@ class HotwordAccumulator:
 
     def reset(self) -> None:
         self._best.clear()
+        self.lookups.clear()
 
 
 # ------------------------------------------------------------------------------------------- derived arrays
@@ -890,10 +925,11 @@ class HotwordIndex:
         return ids
 
     def search(self, phonemes: Sequence[str], top_k: int = 10, namespace: str | None = None,
-               options: SearchOptions | None = None) -> list[HotwordHit]:
+               options: SearchOptions | None = None, cache: LookupCache | None = None) -> list[HotwordHit]:
         """Hotwords in a CTC phoneme hypothesis (inventory symbols, "|" between words).
 
-        Positions in the hits index the hypothesis after :meth:`clean_hypothesis`.
+        Positions in the hits index the hypothesis after :meth:`clean_hypothesis`. ``cache``: reuse the lookups of
+        earlier searches over the same growing hypothesis (see :class:`LookupCache`); the hits are the same.
         """
         self._require_open()
         hyp = self.clean_hypothesis(phonemes)
@@ -912,7 +948,7 @@ class HotwordIndex:
         if opt.exact:
             self._exact(hyp, ns_id, best)
         if opt.approximate and live:
-            self._approximate(hyp, opt, ns_id, live, best)
+            self._approximate(hyp, opt, ns_id, live, best, cache)
         return self._rank(best, top_k)
 
     def _exact(self, hyp: np.ndarray, ns_id: int | None, best: dict[int, tuple[float, int, int, str]]) -> None:
@@ -950,7 +986,7 @@ class HotwordIndex:
         return seqs, win_start_a, win_len_a
 
     def _approximate(self, hyp: np.ndarray, opt: SearchOptions, ns_id: int | None, live: int,
-                     best: dict[int, tuple[float, int, int, str]]) -> None:
+                     best: dict[int, tuple[float, int, int, str]], cache: LookupCache | None = None) -> None:
         ent = self._entries
         seqs, win_start, win_len = self._windows(hyp, opt)
         if not seqs:
@@ -964,17 +1000,25 @@ class HotwordIndex:
         # Identical windows (a repeated word or phrase) have the same neighbours: look each up once, in one call.
         first: dict[bytes, int] = {}
         which = np.array([first.setdefault(s.tobytes(), len(first)) for s in seqs], np.int64)
+        keys = list(first)
         uniq = [seqs[i] for i in np.unique(which, return_index=True)[1]]
-        vecs = embed(uniq, len(self.inventory), self._spec)
-        if ns_id is None or len(ent.namespaces) == 1:
-            labels, dist = self._knn(vecs, k, opt.threads, None)
-        elif live <= NAMESPACE_EXACT_MAX:
-            labels, dist = nearest(vecs, *self._namespace_vectors(ns_id), k)
-        else:  # a large namespace: the graph with a filter callback finds its members often enough
-            if self._ns_of is None:  # label -> namespace
-                self._ns_of = dict(zip(ent.ids.tolist(), ent.ns.tolist()))
-            ns_of = self._ns_of
-            labels, dist = self._knn(vecs, k, opt.threads, lambda label: ns_of.get(label) == ns_id)
+        known = cache.take((id(self._hnsw), self.generation, ns_id, k, opt.ef), keys) if cache is not None \
+            else [None] * len(keys)
+        todo = [i for i, kn in enumerate(known) if kn is None]
+        labels = np.empty((len(keys), k), np.int64)
+        dist = np.empty((len(keys), k), np.float32)
+        if todo:
+            lab, dd = self._lookup(embed([uniq[i] for i in todo], len(self.inventory), self._spec), k, opt, ns_id,
+                                   live)
+            labels[todo], dist[todo] = lab, dd
+            if cache is not None:
+                cache.put([keys[i] for i in todo], labels[todo], dist[todo])
+                cache.lookups += len(todo)
+        for i, kn in enumerate(known):
+            if kn is not None:
+                labels[i], dist[i] = kn
+        if cache is not None:
+            cache.reused += len(keys) - len(todo)
         labels, dist = labels[which], dist[which]
         ok = ((1.0 - dist) >= opt.min_similarity) & (labels >= 0)
         if not ok.any():
@@ -988,6 +1032,20 @@ class HotwordIndex:
         if ns_id is not None:
             keep &= ent.ns[rows] == ns_id
         self._verify(hyp, rows[keep], win_start[win[keep]], sim[keep], opt, best)
+
+    def _lookup(self, vecs: np.ndarray, k: int, opt: SearchOptions, ns_id: int | None,
+                live: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` nearest entries of each window vector, in the whole index or in namespace ``ns_id``."""
+        ent = self._entries
+        if ns_id is None or len(ent.namespaces) == 1:
+            return self._knn(vecs, k, opt.threads, None)
+        if live <= NAMESPACE_EXACT_MAX:
+            return nearest(vecs, *self._namespace_vectors(ns_id), k)
+        # a large namespace: the graph with a filter callback finds its members often enough
+        if self._ns_of is None:  # label -> namespace
+            self._ns_of = dict(zip(ent.ids.tolist(), ent.ns.tolist()))
+        ns_of = self._ns_of
+        return self._knn(vecs, k, opt.threads, lambda label: ns_of.get(label) == ns_id)
 
     def _verify(self, hyp: np.ndarray, rows: np.ndarray, st: np.ndarray, sim: np.ndarray, opt: SearchOptions,
                 best: dict[int, tuple[float, int, int, str]]) -> None:
