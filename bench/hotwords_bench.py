@@ -382,6 +382,40 @@ def run_search(args) -> dict:
         res["hnsw_over_brute"] = round(res["hnsw"] / res["brute_force"], 4) if res["brute_force"] else None
         paired[f"{int(rate * 100)}%"] = res
     result["brute_force_vs_hnsw"] = {"queries_per_rate": len(brute_rows), **paired}
+
+    # Search breadth (ef): recall on the brute-force queries (so the ratio to brute force compares) and utterance
+    # time, the same queries and utterances for every ef, timings interleaved over three rounds.
+    if args.ef_sweep:
+        ef_rng = random.Random(args.seed + 4)
+        ef_utts = [corrupt(join_words([filler[ef_rng.choice(fwords)] for _ in range(ef_rng.randint(5, 8))]
+                                      + [entity(ef_rng.choice(live_rows))]
+                                      + [filler[ef_rng.choice(fwords)] for _ in range(ef_rng.randint(6, 9))]
+                                      + [entity(ef_rng.choice(live_rows))]
+                                      + [filler[ef_rng.choice(fwords)] for _ in range(ef_rng.randint(5, 8))]),
+                           0.1, ef_rng) for _ in range(min(args.utterances, 100))]
+        ef_sweep: dict = {}
+        for ef in args.ef_sweep:
+            opt = dataclasses.replace(default, ef=ef)
+            row = ef_sweep[str(ef)] = {}
+            for rate in args.error_rates:
+                snips = snippets[rate][: len(brute_rows)]
+                found = sum(any(h.id == int(ent.ids[r]) for h in idx.search(ph, top_k=K, options=opt))
+                            for r, ph in snips) / max(len(snips), 1)
+                row[f"recall_{int(rate * 100)}pct"] = round(found, 4)
+                bf_recall = paired[f"{int(rate * 100)}%"]["brute_force"]
+                row[f"over_brute_{int(rate * 100)}pct"] = round(found / bf_recall, 4) if bf_recall else None
+        times: dict = {}
+        for _ in range(3):
+            for ef in args.ef_sweep:
+                for th in (1, 2):
+                    opt = dataclasses.replace(default, ef=ef, threads=th)
+                    for ph in ef_utts:
+                        t = time.perf_counter()
+                        idx.search(ph, top_k=K, options=opt)
+                        times.setdefault((ef, th), []).append(time.perf_counter() - t)
+        for (ef, th), ts in times.items():
+            ef_sweep[str(ef)][f"utterance_p50_ms_{th}_thread"] = round(pct(ts, 50), 3)
+        result["ef_sweep"] = ef_sweep
     result["verifier_bound"] = verifier_bound(idx, snippets, default)
     result["recall_at_k"] = recall
     result["snippet_latency"] = lat
@@ -404,6 +438,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rule-sweep", nargs="*", default=["0.45:4", "0.5:5", "0.55:5.5", "0.5:5.5", "0.6:7"],
                     help="length-aware rule operating points, max_cost_per_phoneme:cost_free_phonemes")
     ap.add_argument("--sweep-queries", type=int, default=400, help="snippets per sweep operating point")
+    ap.add_argument("--ef-sweep", type=int, nargs="*", default=[], help="search ef values to compare side by side")
     ap.add_argument("--search-options", default="{}",
                     help='SearchOptions overrides for every mode, JSON (e.g. \'{"ef": 64, "candidates": 16}\')')
     ap.add_argument("--dim", type=int, default=IndexOptions.dim, help="embedding width (power of two)")
@@ -429,7 +464,7 @@ def main(argv=None) -> int:
            "--utterances", str(args.utterances), "--top-k", str(args.top_k),
            "--error-rates", *map(str, args.error_rates), "--sweep", *map(str, args.sweep),
            "--rule-sweep", *args.rule_sweep, "--sweep-queries", str(args.sweep_queries),
-           "--search-options", args.search_options]
+           "--ef-sweep", *map(str, args.ef_sweep), "--search-options", args.search_options]
     out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
     result["search"] = json.loads(out)
     print(json.dumps(result, indent=1, ensure_ascii=False))
