@@ -1,11 +1,14 @@
-"""Hotword search time with the HNSW graph on 4 KiB pages vs transparent huge pages (hotwords/hugepages.py).
+"""Hotword search time by memory layout of the HNSW graph: 4 KiB vs transparent huge pages (hotwords/hugepages.py)
+and, with --renumber, insertion order vs breadth-first node order (hotwords/hnsw_layout.py) of the same graph.
 
-    python bench/hotwords_memory_layout.py --dir /work/hw1m --utterances 100 --rounds 3 > layout.json
+    python bench/hotwords_memory_layout.py --dir /work/hw1m --utterances 100 --rounds 3 [--renumber] > layout.json
 
 The same ~27-word utterances (two entities, 10 % phoneme error, as in hotwords_bench.py) are searched in fresh
-processes that open the index with huge pages on and off (NIM4ASR_EDGE_HUGE_PAGES), alternating, so both see the
-same machine load. Each process reports whole-utterance search p50 on 1 and 2 threads, the HNSW lookups alone, and
-a digest of the hits (equal digests: identical results).
+processes that open the index with huge pages on and off (NIM4ASR_EDGE_HUGE_PAGES), alternating, so every variant
+sees the same machine load. --renumber needs an index saved in insertion order (built before renumbering existed,
+or with fewer than RENUMBER_MIN entries): a temporary copy gets the renumbered graph. Each process reports
+whole-utterance search p50 on 1 and 2 threads, the HNSW lookups alone, and a digest of the hits (equal digests:
+identical results).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from entities import FILLER_WORDS
 from hotwords_bench import corrupt, join_words
 
-from nim4asr_edge.hotwords import HotwordIndex, hugepages
+from nim4asr_edge.hotwords import HotwordIndex, hnsw_layout, hugepages
 from nim4asr_edge.hotwords.embed import embed
 
 
@@ -94,6 +98,7 @@ def main() -> None:
     ap.add_argument("--utterances", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=3, help="alternating pairs of processes")
     ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--renumber", action="store_true", help="also a BFS-renumbered copy of the same graph")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -101,24 +106,45 @@ def main() -> None:
         return
     if not hugepages.enabled():
         sys.exit("transparent huge pages are not in madvise mode on this machine: nothing to compare")
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=Path(args.dir).parent) as tmp:
         utt_file = Path(tmp) / "utterances.json"
         utt_file.write_text(json.dumps(make_utterances(args.dir, args.utterances, args.seed)), encoding="utf-8")
-        runs: dict[str, list[dict]] = {"4k_pages": [], "huge_pages": []}
+        dirs = {"insertion_order" if args.renumber else "as_saved": args.dir}
+        if args.renumber:
+            dirs["bfs_order"] = renumbered_copy(args.dir, Path(tmp) / "bfs")
+        variants = [(order, pages) for order in dirs for pages in ("4k_pages", "huge_pages")]
+        runs: dict[str, list[dict]] = {f"{o}+{p}": [] for o, p in variants}
         for r in range(args.rounds):
-            for name in (("4k_pages", "huge_pages") if r % 2 == 0 else ("huge_pages", "4k_pages")):
-                env = dict(os.environ, NIM4ASR_EDGE_HUGE_PAGES="1" if name == "huge_pages" else "0")
-                res = subprocess.run([sys.executable, __file__, "--dir", args.dir, "--child", str(utt_file)],
+            for order, pages in (variants if r % 2 == 0 else variants[::-1]):
+                env = dict(os.environ, NIM4ASR_EDGE_HUGE_PAGES="1" if pages == "huge_pages" else "0")
+                res = subprocess.run([sys.executable, __file__, "--dir", dirs[order], "--child", str(utt_file)],
                                      env=env, capture_output=True, text=True, check=True)
+                name = f"{order}+{pages}"
                 runs[name].append(json.loads(res.stdout.strip().splitlines()[-1]))
                 print(json.dumps({name: runs[name][-1]}), file=sys.stderr, flush=True)
-    keys = [k for k in runs["4k_pages"][0] if k.endswith("_thread")]
+    first = next(iter(runs))
+    keys = [k for k in runs[first][0] if k.endswith("_thread")]
     summary = {name: {k: round(float(np.median([x[k] for x in rs])), 3) for k in keys} for name, rs in runs.items()}
-    summary["ratio_huge_to_4k"] = {k: round(summary["huge_pages"][k] / summary["4k_pages"][k], 3) for k in keys}
+    summary["ratio_to_" + first] = {name: {k: round(summary[name][k] / summary[first][k], 3) for k in keys}
+                                    for name in runs if name != first}
     digests = {x["hits_digest"] for rs in runs.values() for x in rs}
-    print(json.dumps({"dir": args.dir, "entries": runs["4k_pages"][0]["entries"], "utterances": args.utterances, "rounds": args.rounds,
-                      "machine_cores": os.cpu_count(), "identical_hits": len(digests) == 1, "summary": summary,
-                      "runs": runs}, indent=1))
+    print(json.dumps({"dir": args.dir, "entries": runs[first][0]["entries"], "utterances": args.utterances,
+                      "rounds": args.rounds, "machine_cores": os.cpu_count(), "identical_hits": len(digests) == 1,
+                      "summary": summary, "runs": runs}, indent=1))
+
+
+def renumbered_copy(src: str, dst: Path) -> str:
+    """A copy of the index directory whose HNSW graph is renumbered in BFS order (sidecar updated)."""
+    shutil.copytree(src, dst)
+    side = json.loads((dst / "index.json").read_text(encoding="utf-8"))
+    info = side["files"]["hnsw"]
+    graph = dst / info["name"]
+    if not hnsw_layout.reorder_file(graph, graph.with_suffix(".bfs"), int(side["dim"])):
+        sys.exit(f"{graph} is not an hnswlib graph this SDK can renumber")
+    os.replace(graph.with_suffix(".bfs"), graph)
+    info["sha256"] = hashlib.sha256(graph.read_bytes()).hexdigest()
+    (dst / "index.json").write_text(json.dumps(side, indent=1), encoding="utf-8")
+    return str(dst)
 
 
 if __name__ == "__main__":
