@@ -130,8 +130,9 @@ class BruteForce:
 
     def __init__(self, idx: HotwordIndex):
         ent = idx._entries
-        seqs = [ent.seq(r) for r in range(len(ent.ids))]
-        self.mat = embed(seqs, len(idx.inventory), idx._spec)
+        step = 250_000  # embed() holds float64 sums: in blocks, so 10M entries need 5 GB, not 10+
+        self.mat = np.concatenate([embed([ent.seq(r) for r in range(lo, min(lo + step, len(ent.ids)))],
+                                         len(idx.inventory), idx._spec) for lo in range(0, len(ent.ids), step)])
         self.labels = ent.ids
 
     def __call__(self, vecs, k, threads, filt):
