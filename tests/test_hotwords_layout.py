@@ -89,3 +89,25 @@ def test_index_build_renumbers_large_graphs_and_finds_the_same(tmp_path, monkeyp
     plain, renumbered = ((tmp_path / str(m) / "index.g1.hnsw").read_bytes() for m in (10**9, 1000))
     assert len(plain) == len(renumbered) and plain != renumbered
     assert sum(map(len, answers[1000])) >= 60
+
+
+def test_a_renumbered_graph_that_answers_differently_is_not_used(tmp_path, monkeypatch, caplog):
+    def broken(src, dst, dim):  # loadable, but every level-0 link is gone
+        data = bytearray(Path(src).read_bytes())
+        g = hnsw_layout.read_graph(src, dim)
+        for i in range(g["n"]):
+            data[96 + i * g["per"] : 96 + i * g["per"] + 2] = b"\x00\x00"
+        Path(dst).write_bytes(bytes(data))
+        return True
+
+    g2p = EspeakG2P("en-us")
+    names = list(generate_entities(1500, seed=5))
+    monkeypatch.setattr(index_mod, "RENUMBER_MIN", 1000)
+    monkeypatch.setattr(hnsw_layout, "reorder_file", broken)
+    hyp = list(g2p.phonemize([names[7]])[0])
+    with HotwordIndex.build(names, tmp_path / "i", g2p, ENGLISH_INVENTORY) as idx:
+        assert "answers differently" in caplog.text
+        assert idx.search(hyp)[0].text == names[7]
+        assert not list((tmp_path / "i").glob("*.bfs"))
+    with HotwordIndex.open(tmp_path / "i", on_stale="error", verify="full") as idx:
+        assert idx.search(hyp)[0].text == names[7]

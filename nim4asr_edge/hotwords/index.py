@@ -783,7 +783,11 @@ class HotwordIndex:
             self._hnsw.init_index(max_elements=1024, M=self.options.M, ef_construction=self.options.ef_construction)
 
     def _renumber(self, path: Path) -> None:
-        """Replace the saved graph at ``path`` by its BFS renumbering if that answers the same, and search it."""
+        """Replace the saved graph at ``path`` by its BFS renumbering if that answers the same, and search it.
+
+        Only one graph is in memory at a time (10M entries: 6.6 GB each): the old one answers a sample first and
+        is dropped; if the renumbered one answers differently, the original file at ``path`` is loaded back.
+        """
         out = path.with_name(path.name + ".bfs")
         if not hnsw_layout.reorder_file(path, out, self.options.dim):
             return
@@ -792,19 +796,30 @@ class HotwordIndex:
         ef = max(self.search_options.ef, 32)
         self._hnsw.set_ef(ef)
         want = self._hnsw.knn_query(sample, k=10, num_threads=1)
+        capacity = self._hnsw.get_max_elements()
+        self._hnsw = None
+        hnsw = self._load_graph(out, capacity)
+        hnsw.set_ef(ef)
+        try:
+            got = hnsw.knn_query(sample, k=10, num_threads=1)
+        except RuntimeError:  # fewer than k neighbours found: not the same graph
+            got = (np.zeros((0, 10)), np.zeros((0, 10)))
+        # the same graph: the same neighbours (labels may swap only between equally distant homophones)
+        if np.array_equal(got[1], want[1]) and np.mean(np.all(got[0] == want[0], axis=1)) >= 0.98:
+            os.replace(out, path)
+        else:
+            log.warning("renumbered HNSW graph answers differently; keeping insertion order")
+            del hnsw
+            out.unlink(missing_ok=True)
+            hnsw = self._load_graph(path, capacity)
+        self._hnsw, self._ef = hnsw, -1
+
+    def _load_graph(self, path: Path, capacity: int) -> hnswlib.Index:
         hnsw = hnswlib.Index(space="ip", dim=self.options.dim)
         before = hugepages.anonymous_mappings()
-        hnsw.load_index(str(out), max_elements=self._hnsw.get_max_elements())
-        hnsw.set_ef(ef)
-        got = hnsw.knn_query(sample, k=10, num_threads=1)
-        # the same graph: the same neighbours (labels may swap only between equally distant homophones)
-        if not (np.array_equal(got[1], want[1]) and np.mean(np.all(got[0] == want[0], axis=1)) >= 0.98):
-            log.warning("renumbered HNSW graph answers differently; keeping insertion order")
-            out.unlink(missing_ok=True)
-            return
-        os.replace(out, path)
-        self._hnsw, self._ef = hnsw, ef
+        hnsw.load_index(str(path), max_elements=capacity)
         self.huge_pages = hugepages.advise_new_mappings(before)
+        return hnsw
 
     def _save_derived(self, renumber: bool = False) -> None:
         """Write the derived files for the store's generation. ``renumber`` (after a full build): the HNSW graph is
