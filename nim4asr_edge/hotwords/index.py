@@ -797,15 +797,16 @@ class HotwordIndex:
         self._hnsw.set_ef(ef)
         want = self._hnsw.knn_query(sample, k=10, num_threads=1)
         capacity = self._hnsw.get_max_elements()
-        self._hnsw = None
-        hnsw = self._load_graph(out, capacity)
-        hnsw.set_ef(ef)
+        self._hnsw = hnsw = None
         try:
+            hnsw = self._load_graph(out, capacity)
+            hnsw.set_ef(ef)
             got = hnsw.knn_query(sample, k=10, num_threads=1)
-        except RuntimeError:  # fewer than k neighbours found: not the same graph
-            got = (np.zeros((0, 10)), np.zeros((0, 10)))
-        # the same graph: the same neighbours (labels may swap only between equally distant homophones)
-        if np.array_equal(got[1], want[1]) and np.mean(np.all(got[0] == want[0], axis=1)) >= 0.98:
+            # the same graph: the same neighbours (labels may swap only between equally distant homophones)
+            same = np.array_equal(got[1], want[1]) and np.mean(np.all(got[0] == want[0], axis=1)) >= 0.98
+        except RuntimeError:  # unloadable, or fewer than k neighbours found: not the same graph
+            same = False
+        if same:
             os.replace(out, path)
         else:
             log.warning("renumbered HNSW graph answers differently; keeping insertion order")
@@ -815,6 +816,7 @@ class HotwordIndex:
         self._hnsw, self._ef = hnsw, -1
 
     def _load_graph(self, path: Path, capacity: int) -> hnswlib.Index:
+        """A saved graph, backed by huge pages where the system offers them (hugepages.py)."""
         hnsw = hnswlib.Index(space="ip", dim=self.options.dim)
         before = hugepages.anonymous_mappings()
         hnsw.load_index(str(path), max_elements=capacity)
@@ -892,13 +894,10 @@ class HotwordIndex:
             matcher = ExactMatcher.load(str(paths["matcher"]), self._boundary)
         except HotwordError as exc:
             raise _Stale(str(exc)) from None
-        hnsw = hnswlib.Index(space="ip", dim=self.options.dim)
-        before = hugepages.anonymous_mappings()
         try:
-            hnsw.load_index(str(paths["hnsw"]), max_elements=max(1024, int(sidecar["elements"]) + 1024))
+            hnsw = self._load_graph(paths["hnsw"], max(1024, int(sidecar["elements"]) + 1024))
         except RuntimeError as exc:
             raise _Stale(f"{paths['hnsw'].name} is unreadable ({exc})") from None
-        self.huge_pages = hugepages.advise_new_mappings(before)
         if hnsw.element_count != sidecar["elements"] or len(entries.ids) != sidecar["elements"]:
             raise _Stale("HNSW element count disagrees with the sidecar")
         if entries.live_count() != sum(store.counts().values()):
