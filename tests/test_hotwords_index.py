@@ -428,9 +428,9 @@ def test_length_aware_acceptance_options():
     assert SearchOptions().cost_free_phonemes is None  # by list size
     with pytest.raises(ValueError, match="for_entries"):
         SearchOptions().max_cost([8])
-    # free phonemes: 5.5 at a million entries, one fewer per decade fewer, at least 2
-    assert [cost_free_for(n) for n in (10**7, 10**6, 10**5, 10**4, 1000, 300, 1, 0)] == \
-        pytest.approx([5.5, 5.5, 4.5, 3.5, 2.5, 2.0, 2.0, 2.0], abs=0.03)
+    # free phonemes: 5.5 at a million entries, one more or fewer per decade, within [2, 6.5]
+    assert [cost_free_for(n) for n in (10**8, 10**7, 10**6, 10**5, 10**4, 1000, 300, 1, 0)] == \
+        pytest.approx([6.5, 6.5, 5.5, 4.5, 3.5, 2.5, 2.0, 2.0, 2.0], abs=0.03)
     opt = SearchOptions().for_entries(1_000_000)
     assert SearchOptions(cost_free_phonemes=3.0).for_entries(10**6).cost_free_phonemes == 3.0  # explicit: kept
     assert opt.max_cost_per_phoneme == 0.5 and opt.cost_free_phonemes == 5.5

@@ -85,7 +85,8 @@ MAX_PHONEMES = 64  # longer entries are refused (a hotword, not a sentence)
 NAMESPACE_EXACT_MAX = 100_000
 IMPORT_CHUNK = 20_000  # entries converted to phonemes at a time during an import
 RENUMBER_MIN = 50_000  # smaller graphs fit the caches anyway: saved in insertion order
-FREE_AT_1M, FREE_PER_DECADE, FREE_MIN = 5.5, 1.0, 2.0  # cost_free_for (calibrated: bench/hotwords_size_sweep.py)
+FREE_AT_1M, FREE_PER_DECADE, FREE_MIN, FREE_MAX = 5.5, 1.0, 2.0, 6.5  # cost_free_for (bench/hotwords_size_sweep.py;
+# 10M: docs/HOTWORDS.md)
 
 
 @dataclass(frozen=True)
@@ -102,12 +103,12 @@ class IndexOptions:
 def cost_free_for(entries: int) -> float:
     """Default free phonemes of the length-aware rule for a search over ``entries`` entries.
 
-    ``5.5 + log10(entries / 1e6)`` within [2, 5.5]: 5.5 at a million entries, 4.5 at 100,000, 3.5 at 10,000, 2 up to
-    about 300. Calibrated so that hotword-free speech gets about half a false hint per 27-word utterance at every
-    list size (``bench/hotwords_size_sweep.py``; docs/HOTWORDS.md).
+    ``5.5 + log10(entries / 1e6)`` within [2, 6.5]: 6.5 from ten million entries, 5.5 at a million, 4.5 at 100,000,
+    3.5 at 10,000, 2 up to about 300. Calibrated so that hotword-free speech gets about half a false hint per
+    27-word utterance at every list size (``bench/hotwords_size_sweep.py``; docs/HOTWORDS.md).
     """
     decades = np.log10(max(int(entries), 1) / 1e6)
-    return float(np.clip(FREE_AT_1M + FREE_PER_DECADE * decades, FREE_MIN, FREE_AT_1M))
+    return float(np.clip(FREE_AT_1M + FREE_PER_DECADE * decades, FREE_MIN, FREE_MAX))
 
 
 @dataclass(frozen=True)
@@ -124,8 +125,8 @@ class SearchOptions:
     fewer are in effect matched exactly only. Substitutions the CTC head often makes cost less than 1 (``costs.py``).
 
     Chance matches grow with the number of entries searched, so by default (``cost_free_phonemes=None``) the free
-    phonemes grow with it too (:func:`cost_free_for`): 5.5 at a million entries, fewer for a short list, which may
-    accept a 7-phoneme name with one error where a million-entry list may not. :meth:`HotwordIndex.search` resolves
+    phonemes grow with it too (:func:`cost_free_for`): 5.5 at a million entries, 6.5 at ten million, fewer for a
+    short list, which may accept a 7-phoneme name with one error where a million-entry list may not. :meth:`HotwordIndex.search` resolves
     it for the entries it searches (:meth:`for_entries`).
     """
 
