@@ -7,7 +7,7 @@ huge pages only for memory that asks for them (``madvise`` mode). So after hnswl
 graph, :func:`advise_new_mappings` finds the anonymous mappings that appeared and asks the kernel to back them with
 2 MiB pages: ``MADV_HUGEPAGE``, then ``MADV_COLLAPSE`` (Linux 6.1+) to do it now rather than whenever khugepaged
 gets there. Only the page size changes, never the contents; every failure is ignored (other systems, older
-kernels, THP off). 1 M entries: one lookup ~12 % faster, ~0.7 s to collapse (``bench/hotwords_memory_layout.py``).
+kernels, THP off). 1 M entries: lookups 0.86x the time, ~0.7 s to collapse (``bench/hotwords_memory_layout.py``).
 
 ``NIM4ASR_EDGE_HUGE_PAGES=0`` turns it off.
 """
