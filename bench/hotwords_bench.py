@@ -100,6 +100,30 @@ def pct(xs, q) -> float:
     return float(np.percentile(np.asarray(xs) * 1000.0, q)) if len(xs) else float("nan")
 
 
+class Material:
+    """Query material over an opened index: its stored entries as phonemes and filler words; every draw comes from
+    the rng passed in, so a section with its own rng sees the same queries whatever ran before it."""
+
+    def __init__(self, idx: HotwordIndex):
+        self.idx = idx
+        self.filler = {w: list(p) for w, p in zip(FILLER_WORDS, idx.g2p.phonemize(FILLER_WORDS)) if p}
+        self.words = list(self.filler)
+        self.live = np.flatnonzero(idx._entries.live)
+
+    def entity(self, row) -> list[str]:
+        return [self.idx.inventory[i] for i in self.idx._entries.seq(int(row))]
+
+    def ctx(self, rng: random.Random, a: int, b: int) -> list[list[str]]:
+        """a..b filler words."""
+        return [self.filler[rng.choice(self.words)] for _ in range(rng.randint(a, b))]
+
+    def utterance(self, rng: random.Random, rate: float) -> list[str]:
+        """~27 words (~10 s) with two random stored entities, phoneme errors at ``rate``."""
+        words = self.ctx(rng, 5, 8) + [self.entity(rng.choice(self.live))] + self.ctx(rng, 6, 9) \
+            + [self.entity(rng.choice(self.live))] + self.ctx(rng, 5, 8)
+        return corrupt(join_words(words), rate, rng)
+
+
 # --------------------------------------------------------------------------------------------------- build
 def run_build(args) -> dict:
     out = Path(args.dir)
@@ -172,22 +196,18 @@ def run_search(args) -> dict:
     idx = HotwordIndex.open(args.dir, on_stale="error")
     open_s = time.perf_counter() - t0
     rss_open = rss_mb()
-    g2p = idx.g2p
-    filler = {w: list(p) for w, p in zip(FILLER_WORDS, g2p.phonemize(FILLER_WORDS)) if p}
-    fwords = list(filler)
+    material = Material(idx)
+    filler, fwords, entity = material.filler, material.words, material.entity
     ent = idx._entries
-    live_rows = np.flatnonzero(ent.live)
+    live_rows = material.live
     texts = idx._store.get([int(ent.ids[r]) for r in live_rows[:0]])  # warm the statement cache
     del texts
-
-    def entity(row):
-        return [idx.inventory[i] for i in ent.seq(int(row))]
 
     def text_of(row):
         return idx._store.get([int(ent.ids[row])])[int(ent.ids[row])][0]
 
     def ctx(a, b):
-        return [filler[rng.choice(fwords)] for _ in range(rng.randint(a, b))]
+        return material.ctx(rng, a, b)
 
     K = args.top_k
     default = dataclasses.replace(idx.search_options, **json.loads(args.search_options))
@@ -270,8 +290,7 @@ def run_search(args) -> dict:
                                          "p50_ratio_pruned_over_off": round(pct(ut, 50) / pct(ut_unpruned, 50), 3)}
     ut2 = []
     for _ in range(min(args.utterances, 100)):
-        words = ctx(5, 8) + [entity(rng.choice(live_rows))] + ctx(6, 9) + [entity(rng.choice(live_rows))] + ctx(5, 8)
-        ph = corrupt(join_words(words), 0.1, rng)
+        ph = material.utterance(rng, 0.1)
         t = time.perf_counter()
         idx.search(ph, top_k=K, options=dataclasses.replace(default, threads=2))
         ut2.append(time.perf_counter() - t)
@@ -280,12 +299,7 @@ def run_search(args) -> dict:
     if embed_mod._compiled is not None:
         ab_rng = random.Random(args.seed + 2)  # its own draws: the sections after it see the same queries as before
         compiled, times = embed_mod._compiled, {"compiled": [], "numpy": []}
-        def ab_ctx(a, b):
-            return [filler[ab_rng.choice(fwords)] for _ in range(ab_rng.randint(a, b))]
-
-        utts = [corrupt(join_words(ab_ctx(5, 8) + [entity(ab_rng.choice(live_rows))] + ab_ctx(6, 9)
-                                   + [entity(ab_rng.choice(live_rows))] + ab_ctx(5, 8)), 0.1, ab_rng)
-                for _ in range(100)]
+        utts = [material.utterance(ab_rng, 0.1) for _ in range(100)]
         try:
             for i, ph in enumerate(utts):
                 for name in (("compiled", "numpy") if i % 2 else ("numpy", "compiled")):
@@ -305,7 +319,7 @@ def run_search(args) -> dict:
     streamed = {"no_cache": [], "cache": []}
     same = True
     for i in range(min(args.utterances, 50)):
-        words = [filler[st_rng.choice(fwords)] for _ in range(st_rng.randint(21, 29))]
+        words = material.ctx(st_rng, 21, 29)
         for e in st_rng.sample(list(live_rows), 2):
             words.insert(st_rng.randint(0, len(words)), entity(e))
         ph = corrupt(join_words(words), 0.1, st_rng)
@@ -388,12 +402,7 @@ def run_search(args) -> dict:
     # time, the same queries and utterances for every ef, timings interleaved over three rounds.
     if args.ef_sweep:
         ef_rng = random.Random(args.seed + 4)
-        ef_utts = [corrupt(join_words([filler[ef_rng.choice(fwords)] for _ in range(ef_rng.randint(5, 8))]
-                                      + [entity(ef_rng.choice(live_rows))]
-                                      + [filler[ef_rng.choice(fwords)] for _ in range(ef_rng.randint(6, 9))]
-                                      + [entity(ef_rng.choice(live_rows))]
-                                      + [filler[ef_rng.choice(fwords)] for _ in range(ef_rng.randint(5, 8))]),
-                           0.1, ef_rng) for _ in range(min(args.utterances, 100))]
+        ef_utts = [material.utterance(ef_rng, 0.1) for _ in range(min(args.utterances, 100))]
         ef_sweep: dict = {}
         for ef in args.ef_sweep:
             opt = dataclasses.replace(default, ef=ef)

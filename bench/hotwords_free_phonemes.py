@@ -21,8 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from entities import FILLER_WORDS
-from hotwords_bench import corrupt, join_words
+from hotwords_bench import Material, corrupt, join_words
 
 from nim4asr_edge.hotwords import HotwordIndex
 
@@ -36,23 +35,14 @@ def main() -> None:
     idx = HotwordIndex.open(args.dir, on_stale="error")
     ent = idx._entries
     rng = random.Random(args.seed)
-    filler = {w: list(p) for w, p in zip(FILLER_WORDS, idx.g2p.phonemize(FILLER_WORDS)) if p}
-    words = list(filler)
-    live = np.flatnonzero(ent.live)
-
-    def entity(r: int) -> list[str]:
-        return [idx.inventory[i] for i in ent.seq(int(r))]
-
-    def ctx(a: int, b: int) -> list[list[str]]:
-        return [filler[rng.choice(words)] for _ in range(rng.randint(a, b))]
-
-    rows = rng.sample(list(live), 200)
-    snips = {rate: [(r, corrupt(join_words(ctx(2, 4) + [entity(r)] + ctx(2, 4)), rate, rng)) for r in rows]
-             for rate in (0.1, 0.2)}
-    free = {rate: [corrupt(join_words(ctx(27, 27)), rate, rng) for _ in range(100)] for rate in (0.0, 0.2)}
+    m = Material(idx)
+    rows = rng.sample(list(m.live), 200)
+    snips = {rate: [(r, corrupt(join_words(m.ctx(rng, 2, 4) + [m.entity(r)] + m.ctx(rng, 2, 4)), rate, rng))
+                    for r in rows] for rate in (0.1, 0.2)}
+    free = {rate: [corrupt(join_words(m.ctx(rng, 27, 27)), rate, rng) for _ in range(100)] for rate in (0.0, 0.2)}
     for fr in args.free:
         opt = dataclasses.replace(idx.search_options, cost_free_phonemes=fr)
-        out = {"entries": int(len(live)), "cost_free_phonemes": fr}
+        out = {"entries": len(m.live), "cost_free_phonemes": fr}
         for rate, sn in snips.items():
             found = sum(any(h.id == int(ent.ids[q]) for h in idx.search(ph, options=opt)) for q, ph in sn)
             out[f"recall_{int(rate * 100)}pct"] = found / len(sn)

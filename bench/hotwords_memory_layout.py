@@ -31,8 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from entities import FILLER_WORDS
-from hotwords_bench import corrupt, join_words
+from hotwords_bench import Material
 
 from nim4asr_edge.hotwords import HotwordIndex, hnsw_layout, hugepages
 from nim4asr_edge.hotwords.embed import embed
@@ -41,18 +40,8 @@ from nim4asr_edge.hotwords.embed import embed
 def make_utterances(directory: str, n: int, seed: int) -> list[list[str]]:
     with HotwordIndex.open(directory, on_stale="error") as idx:
         rng = random.Random(seed)
-        filler = {w: list(p) for w, p in zip(FILLER_WORDS, idx.g2p.phonemize(FILLER_WORDS)) if p}
-        words = list(filler)
-        live = np.flatnonzero(idx._entries.live)
-
-        def entity() -> list[str]:
-            return [idx.inventory[i] for i in idx._entries.seq(int(rng.choice(live)))]
-
-        def ctx(a: int, b: int) -> list[list[str]]:
-            return [filler[rng.choice(words)] for _ in range(rng.randint(a, b))]
-
-        return [corrupt(join_words(ctx(5, 8) + [entity()] + ctx(6, 9) + [entity()] + ctx(5, 8)), 0.1, rng)
-                for _ in range(n)]
+        material = Material(idx)
+        return [material.utterance(rng, 0.1) for _ in range(n)]
 
 
 def child(directory: str, utt_file: str) -> dict:

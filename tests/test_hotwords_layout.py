@@ -9,11 +9,17 @@ import hnswlib
 import numpy as np
 import pytest
 
-from nim4asr_edge.hotwords import ENGLISH_INVENTORY, EspeakG2P, HotwordIndex, IndexOptions, hnsw_layout
+from nim4asr_edge.hotwords import (
+    ENGLISH_INVENTORY,
+    EspeakG2P,
+    HotwordIndex,
+    IndexOptions,
+    hnsw_layout,
+)
 from nim4asr_edge.hotwords import index as index_mod
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-from entities import FILLER_WORDS, generate_entities  # noqa: E402
+from entities import FILLER_WORDS, generate_entities
 
 
 def _graph(tmp_path: Path, n: int = 5000, dim: int = 16) -> tuple[hnswlib.Index, np.ndarray, Path]:

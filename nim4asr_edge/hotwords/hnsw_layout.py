@@ -92,7 +92,7 @@ def reorder_file(src: str | os.PathLike, dst: str | os.PathLike, dim: int) -> bo
     understood. The caller checks that the result answers like ``src`` before using it."""
     try:
         g = read_graph(src, dim)
-        n, per, max_m0, max_m = g["n"], g["per"], g["max_m0"], g["max_m"]
+        n, max_m0, max_m = g["n"], g["max_m0"], g["max_m"]
         level0, upper = g["level0"], g["upper"]
         starts, sizes = _upper_offsets(upper, n)
         if np.any(sizes % (4 + 4 * max_m)):
