@@ -276,25 +276,26 @@ def w_e2e(a: dict) -> dict:
                              llm=LLMOptions(use_mmap=a["mmap"]))
     rec = Recognizer(bundle, opts)
     load_s = rec.load_seconds
-    _force_count(rec.decoder)
+    engine = rec.engine
+    _force_count(engine.decoder)
     raw = sess = None
     if a.get("raw"):
         from fullsize_raw import RawLlama, bare_encode, bare_ort_session
 
-        sess = bare_ort_session(rec.encoder.path, a["threads"])
-        raw = RawLlama(rec.llm.path, **_raw_kw(rec.llm.options))
-        raw_prefix = rec.decoder.prefix
+        sess = bare_ort_session(engine.encoder.path, a["threads"])
+        raw = RawLlama(engine.llm.path, **_raw_kw(engine.llm.options))
+        raw_prefix = engine.decoder.prefix
         raw.tokens(raw_prefix, logits_last=False)
-        raw_suffix = rec.llm.tokenize(rec.prompt.render_suffix([]))
+        raw_suffix = engine.llm.tokenize(engine.prompt.render([]).after)
 
         def raw_transcribe(samples):
             t = time.perf_counter()
-            feats = rec.frontend(samples).values
+            feats = engine.frontend(samples).values
             emb, _ = bare_encode(sess, feats)
             raw.truncate(len(raw_prefix))
             raw.embeds(emb)
             raw.tokens(raw_suffix)
-            raw.greedy(rec.token_budget(len(samples) / 16000))
+            raw.greedy(engine.token_budget(len(samples) / 16000))
             return time.perf_counter() - t
 
     rec.transcribe(_speech(5.0), sample_rate=16000)  # warm-up
@@ -334,7 +335,8 @@ def w_stream(a: dict) -> dict:
     from fullsize_raw import BareStreamingEncoder, RawLlama, bare_ort_session
 
     from nim4asr_edge.decoding import PromptedDecoder
-    from nim4asr_edge.encoder import EncoderOptions, StreamingEncoderSession
+    from nim4asr_edge.encoder import EncoderOptions
+    from nim4asr_edge.streaming_encoder import StreamingEncoderSession
     from nim4asr_edge.llm import LLMSession
 
     bundle = _bundle(Path(a["cache"]))
@@ -569,12 +571,12 @@ def _mem_now() -> dict:
 def w_memory(a: dict) -> dict:
     """Where the resident memory goes: first the product path (Recognizer load + a 10 s transcription; its peak is
     this worker's figure), then each part alone after closing it (RSS split into anonymous and file-backed)."""
-    from nim4asr_edge.encoder import EncoderOptions, EncoderSession, _return_freed_heap
+    from nim4asr_edge.encoder import EncoderOptions, EncoderSession, return_freed_heap
     from nim4asr_edge.llm import LLMOptions, LLMSession
     from nim4asr_edge.recognizer import Recognizer, RecognizerOptions
 
     def trimmed() -> dict:  # what is still held once glibc returns freed heap
-        _return_freed_heap()
+        return_freed_heap()
         return _mem_now()
 
     kv = a.get("kv", "f16")
@@ -584,12 +586,12 @@ def w_memory(a: dict) -> dict:
     opts = RecognizerOptions(threads=a["threads"], encoder_precision="int8", llm_quant="q4_k_m", verify="none",
                              max_tokens_per_second=TOKENS_PER_SECOND, min_new_tokens=1, llm=llm_opts)
     rec = Recognizer(bundle, opts)
-    out["recognizer_loaded"] = _mem_now() | {"n_ctx": rec.llm.n_ctx}
-    _force_count(rec.decoder)
+    out["recognizer_loaded"] = _mem_now() | {"n_ctx": rec.engine.llm.n_ctx}
+    _force_count(rec.engine.decoder)
     rec.transcribe(_speech(10.0), sample_rate=16000)
     out["after_10s_transcribe"] = _mem_now()
     out["peak_rss_gb"] = out["after_10s_transcribe"]["peak_rss_gb"]
-    n_ctx = rec.llm.n_ctx
+    n_ctx = rec.engine.llm.n_ctx
     rec.close()
     del rec
     out["closed"] = trimmed()

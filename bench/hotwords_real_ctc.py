@@ -41,15 +41,15 @@ def main() -> None:
 
     from nim4asr_edge import Recognizer, RecognizerOptions
     from nim4asr_edge.hotwords import HotwordIndex
-    from nim4asr_edge.phonemes import ctc_greedy
 
     clips = [c for s in ("eval_clean", "eval_noisy") for c in load_split(s)[0]]
     with Recognizer(None, RecognizerOptions(threads=2)) as rec:
+        engine = rec.engine
         hyps = []
         for c in clips:
-            out = rec.encoder.run(rec.frontend(c.wav.numpy().astype(np.float32) / 32767.0))
-            hyps.append(ctc_greedy(out.phoneme_logprobs, rec.inventory, rec.blank).symbols)
-        inventory = list(rec.inventory)
+            out = engine.encode(c.wav.numpy().astype(np.float32) / 32767.0)
+            hyps.append(engine.acoustic_evidence([out.phoneme_logprobs]).symbols)
+        inventory = rec.bundle.phoneme_inventory
     ents = sorted({e for c in clips for e in c.meta.get("entities") or []})
     result: dict = {"clips": len(clips), "entity_clips": sum(bool(c.meta.get("entities")) for c in clips),
                     "entities": len(ents), "top_k": args.top_k, "stores": {}}

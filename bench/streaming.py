@@ -106,7 +106,7 @@ def main() -> None:
     rec = Recognizer(args.model, RecognizerOptions(threads=args.threads))
     speech = load_audio(args.audio)
     out: dict = {"bundle": rec.bundle.manifest.name, "threads": args.threads,
-                 "streaming_graph": rec.streaming_encoder is not None}
+                 "streaming_graph": rec.engine.streaming_encoder is not None}
 
     # latency and rollback at real speed
     t0 = time.perf_counter()

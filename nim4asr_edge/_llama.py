@@ -182,9 +182,6 @@ class LlamaModel(_Owner):
         self._live()
         return int(_L.llama_vocab_n_tokens(self.vocab))
 
-    def n_ctx_train(self) -> int:
-        return int(_L.llama_model_n_ctx_train(self._live()))
-
     def desc(self) -> str:
         buf = ctypes.create_string_buffer(256)
         _L.llama_model_desc(self._live(), buf, len(buf))

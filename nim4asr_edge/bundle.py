@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Literal
 
 from .errors import BundleError
-from .frontend import Frontend, make_frontend
+from .families import ModelFamily, get_family
+from .frontend import Frontend
 from .manifest import Manifest, sha256_file
 
 __all__ = ["Bundle", "default_bundle_path"]
@@ -65,6 +66,7 @@ class Bundle:
         if not root.is_dir():
             raise BundleError(f"model bundle not found: {root} is not a directory")
         manifest = Manifest.read(root)
+        get_family(manifest.family)  # an unknown family is refused before any file is read
         for name, entry in manifest.files.items():
             file = resolve_file(root, name)
             if not file.is_file():
@@ -87,8 +89,14 @@ class Bundle:
         log.debug("loaded bundle %s (%s), verify=%s", manifest.name, root, verify)
         return cls(root, manifest)
 
+    @property
+    def family(self) -> ModelFamily:
+        """The model family the manifest names (``BundleError`` when this runtime does not know it)."""
+        return get_family(self.manifest.family)
+
     def frontend(self) -> Frontend:
-        return make_frontend(self.manifest.frontend)
+        """The feature frontend of this bundle's model."""
+        return self.family.frontend(self.manifest)
 
     def encoder_path(self, precision: str | None = None) -> Path:
         """The encoder graph of a precision ("fp32", "int8"; default: the manifest's choice)."""
@@ -115,3 +123,22 @@ class Bundle:
     @property
     def phoneme_inventory(self) -> list[str]:
         return list(self.manifest.phonemes["inventory"])
+
+    def g2p(self):
+        """The G2P for this bundle's phoneme inventory (eSpeak NG: the ``g2p`` extra)."""
+        from .hotwords import get_g2p
+
+        return get_g2p(self.manifest.phonemes.get("g2p", "espeak-ng:en-us"))
+
+    def phoneme_costs(self):
+        """Substitution costs for hotword verification of this bundle's phonemes: the table the bundle declares
+        (``phonemes.substitution_costs``), else the SDK's table for its inventory, else None (unit costs)."""
+        from .hotwords.costs import PhonemeCosts, default_costs
+
+        name = self.manifest.phonemes.get("substitution_costs")
+        if name is None:
+            return default_costs(self.phoneme_inventory)
+        costs = PhonemeCosts.load(resolve_file(self.path, name))
+        if list(costs.inventory) != self.phoneme_inventory:
+            raise BundleError(f"bundle file {name} holds substitution costs for another phoneme inventory")
+        return costs

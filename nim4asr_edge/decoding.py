@@ -1,5 +1,5 @@
-"""Prompted decoding with KV-cache discipline: the static prompt prefix stays cached, speech follows it, and the
-dynamic suffix (instruction + hints) and hypothesis are dropped after every decode."""
+"""Prompted decoding with KV-cache discipline: the tokens before the speech and the speech stay cached, and the text
+after the speech (instruction, hints) and the hypothesis are dropped after every decode."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from .llm import LLMSession
-from .prompt import PromptTemplate
+from .prompt import PromptFormat, check_language
 
 __all__ = ["Hypothesis", "PromptedDecoder"]
 
@@ -20,60 +20,96 @@ class Hypothesis:
     tokens: tuple[int, ...]  # forced tokens followed by newly generated ones
     text: str
     stopped: bool  # the end token closed it (False: the token budget ran out)
-    prefill_s: float  # suffix (+ forced tokens) evaluation
+    prefill_s: float  # prompt (+ forced tokens) evaluation, and the speech again when the text before it changed
     decode_s: float  # token-by-token generation
     n_prompt: int  # positions in the KV cache before generation started
 
 
-class PromptedDecoder:
-    """One LLM context laid out as ``[prefix | speech | suffix + hypothesis]``.
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
 
-    The prefix is evaluated once; :meth:`set_speech` / :meth:`append_speech` replace or extend the speech part;
-    :meth:`decode` evaluates the suffix, generates greedily and removes suffix and hypothesis again.
+
+class PromptedDecoder:
+    """One LLM context laid out as ``[before | speech | after + hypothesis]`` (see :class:`~.prompt.PromptParts`).
+
+    The tokens before the speech are evaluated once and stay cached while they do not change (NIM4's are static); a
+    prompt that puts hints before the speech re-evaluates from the first changed token, and the speech after it.
+    :meth:`set_speech` / :meth:`append_speech` replace or extend the speech part; :meth:`decode` evaluates the text
+    after the speech, generates greedily and removes that text and the hypothesis again.
     """
 
-    def __init__(self, llm: LLMSession, prompt: PromptTemplate) -> None:
+    def __init__(self, llm: LLMSession, prompt: PromptFormat, language: str | None = None) -> None:
+        check_language(prompt, language)
         self.llm = llm
         self.prompt = prompt
-        self.prefix = llm.tokenize(prompt.prefix)
+        self.language = language  # forced language (None: the model detects it)
         self.stop_ids = [llm.token_id(s) for s in prompt.stop]
-        llm.clear()
-        llm.eval_tokens(self.prefix)
-        self.n_prefix = len(self.prefix)
+        self._before: list[int] = []
+        self._speech: list[np.ndarray] = []
         self.n_speech = 0
+        llm.clear()
+        self.prefix = self._tokens(prompt.render((), language).before)  # the plain prompt's tokens before speech
+        self._sync_before(self.prefix)
+
+    @property
+    def n_prefix(self) -> int:
+        """Positions cached before the speech."""
+        return len(self._before)
+
+    def _tokens(self, text: str) -> list[int]:
+        return self.llm.tokenize(text) if text else []
+
+    def _sync_before(self, tokens: list[int]) -> None:
+        """Make the cached text before the speech ``tokens``, keeping what they share with the cached one."""
+        common = _common_prefix(self._before, tokens)
+        if common == len(self._before) == len(tokens):
+            return
+        self.llm.truncate(common)
+        if len(tokens) > common:
+            self.llm.eval_tokens(tokens[common:])
+        self._before = list(tokens)
+        for part in self._speech:  # positions after the change: the speech goes in again
+            self.llm.eval_embeds(part)
 
     def set_speech(self, embeds: np.ndarray) -> float:
         """Replace the speech part with ``embeds``; returns seconds spent."""
         t = time.perf_counter()
-        self.llm.truncate(self.n_prefix)
-        self.n_speech = 0
+        self.reset()
         self.append_speech(embeds)
         return time.perf_counter() - t
 
     def append_speech(self, embeds: np.ndarray) -> float:
         """Add audio embeddings after the speech already cached (streaming); returns seconds spent."""
         t = time.perf_counter()
-        self.llm.truncate(self.n_prefix + self.n_speech)
+        self.llm.truncate(len(self._before) + self.n_speech)
         if len(embeds):
             self.llm.eval_embeds(embeds)
+            self._speech.append(embeds)
             self.n_speech += len(embeds)
         return time.perf_counter() - t
 
     def reset(self) -> None:
-        """Forget the speech (keep the cached prefix) for the next utterance."""
-        self.llm.truncate(self.n_prefix)
+        """Forget the speech (keep the cached text before it) for the next utterance."""
+        self.llm.truncate(len(self._before))
+        self._speech = []
         self.n_speech = 0
 
     def decode(self, hints: Sequence[str], max_new_tokens: int, forced: Sequence[int] = (),
                draft: Sequence[int] = ()) -> Hypothesis:
         """Greedy transcript of the cached speech; ``forced`` tokens start the answer (streaming rollback) and
         ``draft`` guesses the tokens after them (checked in one batch, see ``LLMSession.continue_greedy``)."""
-        keep = self.n_prefix + self.n_speech
         t0 = time.perf_counter()
-        self.llm.truncate(keep)
-        suffix = self.llm.tokenize(self.prompt.render_suffix(hints))
+        parts = self.prompt.render(hints, self.language)
+        self.llm.truncate(len(self._before) + self.n_speech)
+        self._sync_before(self._tokens(parts.before))
+        keep = len(self._before) + self.n_speech
+        after = self._tokens(parts.after)
         forced = list(forced)[: max(0, max_new_tokens - 1)]
-        self.llm.eval_tokens(suffix + forced, output_last=True)
+        self.llm.eval_tokens(after + forced, output_last=True)
         n_prompt = self.llm.n_past
         t1 = time.perf_counter()
         try:

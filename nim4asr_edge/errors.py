@@ -15,6 +15,8 @@ __all__ = [
     "HotwordError",
     "DecodeError",
     "MissingDependencyError",
+    "OptionsError",
+    "StreamError",
 ]
 
 
@@ -44,6 +46,15 @@ class HotwordError(Nim4AsrError):
 
 class DecodeError(Nim4AsrError):
     """The LLM runtime (llama.cpp) refused a batch or failed while decoding."""
+
+
+class StreamError(Nim4AsrError):
+    """A stream was used wrongly (e.g. fed after input_finished) or its worker failed."""
+
+
+class OptionsError(Nim4AsrError, ValueError):
+    """Options contradict each other or the bundle (e.g. two different thread counts, a forced language the model
+    cannot take, an evidence guard for a model without acoustic evidence)."""
 
 
 class MissingDependencyError(Nim4AsrError, ImportError):

@@ -9,13 +9,13 @@ A bundle's manifest declares its frontend (``frontend.type``); :func:`make_front
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
 from .errors import AudioError, BundleError
 
-__all__ = ["Features", "KaldiFbank", "WhisperLogMel", "make_frontend"]
+__all__ = ["FRONTENDS", "Features", "Frontend", "KaldiFbank", "WhisperLogMel", "make_frontend"]
 
 _FLOAT_EPS = float(np.finfo(np.float32).eps)  # Kaldi's log floor
 
@@ -24,6 +24,31 @@ _FLOAT_EPS = float(np.finfo(np.float32).eps)  # Kaldi's log floor
 class Features:
     values: np.ndarray  # [frames, n_mels] float32, normalised as the encoder expects
     n_valid: int  # frames that cover real audio (the rest, if any, is padding the model was trained with)
+
+
+@runtime_checkable
+class Frontend(Protocol):
+    """What every feature frontend provides: the runtime (offline, streaming) sees frontends only through this."""
+
+    sample_rate: int
+
+    @property
+    def frame_shift(self) -> int:
+        """Samples between the starts of two feature frames."""
+
+    @property
+    def frame_len(self) -> int:
+        """Samples one feature frame reads."""
+
+    @property
+    def n_mels(self) -> int:
+        """Feature dimension."""
+
+    def min_samples(self) -> int:
+        """The fewest samples that give one feature frame (shorter audio raises ``AudioError``)."""
+
+    def __call__(self, samples: np.ndarray) -> Features:
+        """Features of mono float32 samples at ``sample_rate``."""
 
 
 def _frames(samples: np.ndarray, frame_len: int, shift: int) -> np.ndarray:
@@ -175,6 +200,14 @@ class WhisperLogMel:
     def n_mels(self) -> int:
         return self.num_mel_bins
 
+    @property
+    def frame_shift(self) -> int:
+        return self.hop_length
+
+    @property
+    def frame_len(self) -> int:
+        return self.n_fft
+
     def min_samples(self) -> int:
         return self.hop_length
 
@@ -207,24 +240,29 @@ class WhisperLogMel:
         }
 
 
-Frontend = KaldiFbank | WhisperLogMel
+def _kaldi_fbank(params: dict[str, Any]) -> KaldiFbank:
+    cmvn = params.pop("cmvn", None)
+    if cmvn is not None:
+        params["cmvn_mean"] = tuple(float(v) for v in cmvn["mean"])
+        params["cmvn_istd"] = tuple(float(v) for v in cmvn["istd"])
+    return KaldiFbank(**params)
+
+
+# manifest ``frontend.type`` -> builder from the section's other keys; a model family may add its own
+FRONTENDS: dict[str, Callable[[dict[str, Any]], Frontend]] = {
+    "kaldi_fbank": _kaldi_fbank,
+    "whisper_logmel": lambda params: WhisperLogMel(**params),
+}
 
 
 def make_frontend(spec: Mapping[str, Any]) -> Frontend:
     """Build the frontend a manifest's ``frontend`` section declares."""
     kind = spec.get("type")
-    params = {k: v for k, v in spec.items() if k != "type"}
+    build = FRONTENDS.get(kind)
+    if build is None:
+        raise BundleError(f"unknown frontend type {kind!r}: this runtime knows {', '.join(map(repr, FRONTENDS))}; "
+                          "upgrade nim4asr-edge")
     try:
-        if kind == "kaldi_fbank":
-            cmvn = params.pop("cmvn", None)
-            if cmvn is not None:
-                params["cmvn_mean"] = tuple(float(v) for v in cmvn["mean"])
-                params["cmvn_istd"] = tuple(float(v) for v in cmvn["istd"])
-            return KaldiFbank(**params)
-        if kind == "whisper_logmel":
-            return WhisperLogMel(**params)
+        return build({k: v for k, v in spec.items() if k != "type"})
     except (TypeError, KeyError) as exc:
         raise BundleError(f"frontend section of the manifest is malformed ({kind}): {exc}") from exc
-    raise BundleError(
-        f"unknown frontend type {kind!r}: this runtime knows 'kaldi_fbank' and 'whisper_logmel'; upgrade nim4asr-edge"
-    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from .evidence import phonemize_text
 from .phonemes import edit_distance
 
 __all__ = ["Evidence", "EvidenceGuard", "GuardOptions"]
@@ -56,6 +57,6 @@ class EvidenceGuard:
             return Evidence(0.0, 1.0, True)
         if len(heard) < self.options.min_evidence:
             return Evidence(float("inf"), 0.0, False)
-        said = [s for s in self.g2p.phonemize([text])[0] if s != _BOUNDARY]
+        said = [s for s in phonemize_text(self.g2p, text) if s != _BOUNDARY]
         error = edit_distance(said, heard) / len(heard)
         return Evidence(error, max(0.0, min(1.0, 1.0 - error)), error <= self.options.max_phoneme_error)

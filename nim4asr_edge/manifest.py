@@ -14,7 +14,8 @@ from .prompt import PromptTemplate
 __all__ = ["BUNDLE_FORMAT", "BUNDLE_VERSION", "FileEntry", "Manifest", "sha256_file"]
 
 BUNDLE_FORMAT = "nim4asr-bundle"
-BUNDLE_VERSION = 1
+BUNDLE_VERSION = 2  # 2: the manifest names the model family
+READABLE_VERSIONS = (1, 2)  # a version 1 manifest is a NIM4 bundle
 MANIFEST_NAME = "manifest.json"
 
 
@@ -48,11 +49,13 @@ class Manifest:
     source: dict[str, Any] = field(default_factory=dict)  # checkpoint hash, exporter version
     created: str = ""
     extra: dict[str, Any] = field(default_factory=dict)  # free-form, e.g. evaluation figures
+    family: str = "nim4"  # the model family (nim4asr_edge.families): frontend, prompt, parser, evidence, streaming
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": BUNDLE_FORMAT,
             "format_version": BUNDLE_VERSION,
+            "family": self.family,
             "name": self.name,
             "created": self.created,
             "source": self.source,
@@ -77,11 +80,13 @@ class Manifest:
         if data.get("format") != BUNDLE_FORMAT:
             raise BundleError(f"not a {BUNDLE_FORMAT} manifest (format={data.get('format')!r})")
         version = data.get("format_version")
-        if version != BUNDLE_VERSION:
+        if version not in READABLE_VERSIONS:
             raise BundleError(
-                f"bundle format_version {version!r} is not supported by this runtime (it reads version "
-                f"{BUNDLE_VERSION}); upgrade nim4asr-edge or re-export the bundle"
+                f"bundle format_version {version!r} is not supported by this runtime (it reads versions "
+                f"{', '.join(map(str, READABLE_VERSIONS))}); upgrade nim4asr-edge or re-export the bundle"
             )
+        if version >= 2 and not isinstance(data.get("family"), str):
+            raise BundleError("manifest is malformed: format_version 2 needs a 'family' name")
         try:
             manifest = cls(
                 name=str(data["name"]),
@@ -94,6 +99,7 @@ class Manifest:
                 source=dict(data.get("source", {})),
                 created=str(data.get("created", "")),
                 extra=dict(data.get("extra", {})),
+                family=str(data.get("family", "nim4")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise BundleError(f"manifest is malformed: missing or invalid {exc}") from exc

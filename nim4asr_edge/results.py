@@ -20,6 +20,8 @@ class Segment:
     stopped: bool = True  # False when generation hit the token limit instead of the end token
     confidence: float | None = None  # agreement of the text with the phoneme-CTC evidence (None: no guard)
     withheld: str = ""  # text the guard withheld because the acoustics did not support it
+    language: str | None = None  # the language the model named in its answer, or the forced one (None: unknown)
+    passes: int = 1  # LLM decodes behind the text: 2 when a first pass's hotwords were decoded again
 
 
 @dataclass
@@ -36,11 +38,6 @@ class Timings:
     total: float = 0.0
     generated_tokens: int = 0
     prompt_tokens: int = 0
-
-    def add(self, other: "Timings") -> None:
-        for f in dataclasses.fields(self):
-            if f.name != "load":
-                setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
 
 @dataclass(frozen=True)
@@ -63,6 +60,11 @@ class Result:
         return min(values) if values else None
 
     @property
+    def language(self) -> str | None:
+        """The first language a segment names (None when the model does not say)."""
+        return next((s.language for s in self.segments if s.language), None)
+
+    @property
     def unguarded_text(self) -> str:
         """The text with the segments the evidence guard withheld put back (for evaluation and inspection)."""
         return " ".join(s.text or s.withheld for s in self.segments if s.text or s.withheld)
@@ -77,6 +79,7 @@ class Result:
             "duration": self.duration,
             "rtf": self.rtf,
             "confidence": self.confidence,
+            "language": self.language,
             "segments": [dataclasses.asdict(s) for s in self.segments],
             "timings": dataclasses.asdict(self.timings),
             "options": self.options,

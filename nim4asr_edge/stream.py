@@ -1,8 +1,10 @@
 """Real-time streaming: VAD-gated utterances, a partial every chunk, a second-pass final at the endpoint.
 
 One producer thread calls ``accept_waveform`` / ``input_finished``; one consumer thread reads ``events()``.
-Work runs on the stream's own worker thread with its own LLM context (KV cache) forked from the recognizer,
-so many streams share one loaded bundle and a failing stream cannot wedge the others.
+Work runs on the stream's own worker thread with its own LLM context (KV cache) forked from the shared weights,
+so many streams share one loaded bundle and a failing stream cannot wedge the others. Partials and finals go
+through the same :class:`~.engine.SegmentEngine` as offline recognition: a final is the offline result of the
+utterance's audio.
 """
 
 from __future__ import annotations
@@ -13,27 +15,19 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
 from .audio import to_float_mono
-from .decoding import PromptedDecoder
-from .errors import AudioError, Nim4AsrError
-from .phonemes import ctc_greedy
+from .engine import SegmentEngine
+from .errors import AudioError, StreamError
+from .results import Timings
 from .vad import FRAME, SAMPLE_RATE, Endpointer, SileroVad, VadOptions
-
-if TYPE_CHECKING:
-    from .encoder import EncoderOutput
-    from .recognizer import Recognizer
 
 __all__ = ["Stream", "StreamEvent", "StreamOptions", "StreamError"]
 
 log = logging.getLogger(__name__)
-
-
-class StreamError(Nim4AsrError):
-    """A stream was used wrongly (e.g. fed after input_finished) or its worker failed."""
 
 
 @dataclass(frozen=True)
@@ -66,16 +60,20 @@ class StreamEvent:
     end: float  # end of the audio this event covers, seconds of stream time
     latency: float  # seconds from the arrival of the audio that completed this event to the event
     tokens: tuple[int, ...] = ()
+    confidence: float | None = None  # the evidence guard's, as in an offline Segment (None: no guard)
+    withheld: str = ""  # text the guard withheld (then `text` is "")
+    language: str | None = None  # the language the model named or was forced to (None: not known)
+    passes: int = 1  # LLM decodes behind the text (2: a first pass's hotwords were decoded again)
 
 
 _END = object()
 
 
 class Stream:
-    """A live recognition stream over a shared :class:`Recognizer`. Create with ``recognizer.create_stream()``."""
+    """A live recognition stream over a loaded model. Create with ``recognizer.create_stream()``."""
 
-    def __init__(self, recognizer: "Recognizer", options: StreamOptions = StreamOptions(), hints: Sequence[str] = ()):
-        self._rec = recognizer
+    def __init__(self, engine: SegmentEngine, options: StreamOptions = StreamOptions(), hints: Sequence[str] = ()):
+        self._engine = engine
         self.options = options
         self.hints = tuple(hints)
         self._inbox: queue.Queue = queue.Queue()
@@ -85,12 +83,11 @@ class Stream:
         self._error: BaseException | None = None
         self._rate: int | None = None
         self._resampler = None
-        self._llm = recognizer.llm.fork()
+        self._decoder = engine.new_decoder()
         try:
-            self._decoder = PromptedDecoder(self._llm, recognizer.prompt)
             self._vad = SileroVad()
         except BaseException:
-            self._llm.close()
+            self._decoder.llm.close()
             raise
         self._endpointer = Endpointer(options.vad)
         self._pending = np.zeros(0, np.float32)  # 16 kHz samples not yet seen by the VAD (< one frame)
@@ -104,13 +101,13 @@ class Stream:
         self._last_partial_len = 0
         self._prev_tokens: tuple[int, ...] = ()
         self._feats_done = 0  # feature frames of the utterance given to the streaming encoder
-        self._utt_logprobs: list[np.ndarray] = []  # phoneme-CTC evidence of the utterance so far
+        self._utt_logprobs: list[np.ndarray | None] = []  # encoder posteriors of the utterance so far
         self._enc_state = None  # per-utterance caches of the streaming encoder graph (None: windowed mode)
         self._hotwords = None
-        if recognizer.hotwords is not None:
+        if engine.hotwords is not None:
             from .hotwords import HotwordAccumulator
 
-            self._hotwords = HotwordAccumulator(recognizer.options.hotword_top_k)
+            self._hotwords = HotwordAccumulator(engine.options.hotword_top_k)
         self._worker = threading.Thread(target=self._run, name="nim4asr-stream", daemon=True)
         self._worker.start()
 
@@ -151,7 +148,7 @@ class Stream:
             return
         self.input_finished()
         self._worker.join()
-        self._llm.close()
+        self._decoder.llm.close()
         self._closed = True
 
     def __enter__(self) -> "Stream":
@@ -256,7 +253,7 @@ class Stream:
         self._utt_logprobs = []
         if self._hotwords is not None:
             self._hotwords.reset()
-        streaming = self._rec.streaming_encoder if self.options.use_streaming_graph else None
+        streaming = self._engine.streaming_encoder if self.options.use_streaming_graph else None
         self._enc_state = streaming.new_state() if streaming is not None else None
 
     def _utt_audio(self) -> np.ndarray:
@@ -272,7 +269,7 @@ class Stream:
             return
         self._last_partial_len = n
         audio = self._utt_audio()[-int(self.options.window_seconds * SAMPLE_RATE) :]
-        out = self._encode(audio)
+        out = self._engine.encode(audio)
         if out is None:
             return
         self._decoder.set_speech(out.audio_embeds)
@@ -281,7 +278,7 @@ class Stream:
 
     def _streaming_step(self, arrived: float) -> None:
         """Cache-carrying encoder: new feature frames in, each completed chunk's embeddings appended to the KV cache."""
-        frontend = self._rec.frontend
+        frontend = self._engine.frontend
         n = len(self._utt) * FRAME
         hop, win = frontend.frame_shift, frontend.frame_len
         total = 0 if n < win else 1 + (n - win) // hop
@@ -292,7 +289,7 @@ class Stream:
         audio = np.concatenate(self._utt[first:])[start - first * FRAME :]
         feats = frontend(audio).values[: total - self._feats_done]
         self._feats_done = total
-        out = self._rec.streaming_encoder.accept(self._enc_state, feats)
+        out = self._engine.streaming_encoder.accept(self._enc_state, feats)
         if len(out.audio_embeds) == 0:
             return
         self._decoder.append_speech(out.audio_embeds)
@@ -304,17 +301,16 @@ class Stream:
         o = self.options
         stable_ok = self._chunks >= o.unstable_chunks
         forced = self._prev_tokens[: max(0, len(self._prev_tokens) - o.rollback_tokens)] if stable_ok else ()
-        symbols = self._ctc_symbols(self._utt_logprobs)
-        budget = self._rec.token_budget(n_samples / SAMPLE_RATE)
-        hyp = self._decoder.decode(self._hints(symbols), budget, forced, draft=self._prev_tokens[len(forced) :])
+        evidence = self._engine.acoustic_evidence(self._utt_logprobs)
+        d = self._engine.decode(self._decoder, evidence, n_samples / SAMPLE_RATE, self.hints, self._hotwords,
+                                forced, draft=self._prev_tokens[len(forced) :], second_pass=False)
+        tokens = d.hypothesis.tokens
         self._chunks += 1
-        self._prev_tokens = hyp.tokens
-        keep = max(0, len(hyp.tokens) - o.rollback_tokens) if self._chunks > o.unstable_chunks else 0
-        stable = self._llm.detokenize(hyp.tokens[:keep], final=False).strip()
-        text, _, withheld = self._rec.check_evidence(hyp.text, symbols)
-        if withheld:
-            stable = ""
-        self._emit("partial", text, stable, self._consumed, arrived, hyp.tokens)
+        self._prev_tokens = tokens
+        keep = max(0, len(tokens) - o.rollback_tokens) if self._chunks > o.unstable_chunks else 0
+        stable = "" if d.withheld else self._decoder.llm.detokenize(tokens[:keep], final=False).strip()
+        self._emit("partial", d.text, stable, self._consumed, arrived, tokens, d.confidence, d.withheld,
+                   d.transcript.language, d.passes)
 
     def _close_utterance(self, end: int, arrived: float) -> None:
         if self._utt is None:
@@ -322,19 +318,17 @@ class Stream:
         audio = self._utt_audio()[: max(0, end - self._utt_start)]
         self._utt = None
         self._enc_state = None
-        text, tokens = "", ()
-        out = self._encode(audio)
-        if out is not None:
-            self._decoder.set_speech(out.audio_embeds)
-            symbols = self._ctc_symbols([out.phoneme_logprobs])
-            budget = self._rec.token_budget(len(audio) / SAMPLE_RATE)
-            # the second pass decodes from scratch; the last partial is only its draft
-            hyp = self._decoder.decode(self._hints(symbols), budget, draft=self._prev_tokens)
-            text, _, _ = self._rec.check_evidence(hyp.text, symbols)
-            tokens = hyp.tokens
+        n = self._utt_start + len(audio)
+        try:
+            # the second pass decodes the whole utterance as offline recognition does; the last partial is its draft
+            seg = self._engine.segment(audio, self._utt_start / SAMPLE_RATE, self.hints, Timings(), self._decoder,
+                                       self._hotwords, draft=self._prev_tokens)
+            self._emit("final", seg.text, seg.text, n, arrived, seg.tokens, seg.confidence, seg.withheld,
+                       seg.language, seg.passes)
+        except AudioError:  # too short to encode: nothing was said
+            self._emit("final", "", "", n, arrived, ())
         self._decoder.reset()
-        self._emit("final", text, text, self._utt_start + len(audio), arrived, tokens)
-        self._emit("endpoint", "", "", self._utt_start + len(audio), arrived, ())
+        self._emit("endpoint", "", "", n, arrived, ())
 
     def _finish(self) -> None:
         if len(self._pending):  # a last partial frame: zero-pad it so the VAD sees it
@@ -345,29 +339,8 @@ class Stream:
         for ev in self._endpointer.finish(self._consumed):
             self._close_utterance(ev.sample, time.perf_counter())
 
-    def _encode(self, audio: np.ndarray) -> "EncoderOutput | None":
-        """Offline encoder over ``audio`` (windowed partials, second-pass finals); None when too short to encode."""
-        if len(audio) < self._rec.frontend.min_samples():
-            return None
-        try:
-            return self._rec.encoder.run(self._rec.frontend(audio))
-        except AudioError:
-            return None
-
-    def _ctc_symbols(self, logprobs: list[np.ndarray]) -> tuple[str, ...]:
-        if not logprobs:
-            return ()
-        return ctc_greedy(np.concatenate(logprobs), self._rec.inventory, self._rec.blank).symbols
-
-    def _hints(self, symbols: Sequence[str] = ()) -> list[str]:
-        """Explicit hints, then hotwords found in the utterance so far (accumulated, de-duplicated)."""
-        if self._hotwords is not None and symbols:
-            self._hotwords.add(self._rec.hotword_hits(symbols, cache=self._hotwords.lookups))
-        found = self._hotwords.hints() if self._hotwords is not None else []
-        return list(dict.fromkeys([*self.hints, *found]))
-
-    def _emit(self, kind: str, text: str, stable: str, end_sample: int, arrived: float, tokens) -> None:
+    def _emit(self, kind: str, text: str, stable: str, end_sample: int, arrived: float, tokens, *rest) -> None:
         self._outbox.put(
             StreamEvent(kind, text, stable, self._utt_index, self._utt_start / SAMPLE_RATE, end_sample / SAMPLE_RATE,
-                        time.perf_counter() - arrived, tuple(tokens))
+                        time.perf_counter() - arrived, tuple(tokens), *rest)
         )

@@ -49,7 +49,8 @@ def test_bundle_round_trip(tiny_bundle, tiny_checkpoint):
     checks = m.extra["export_checks"]
     assert checks["encoder_fp32"]["audio_embeds_max_abs_diff"] <= 1e-4
     assert checks["encoder_int8"]["phoneme_argmax_agreement"] >= 0.9
-    assert json.loads((tiny_bundle / "manifest.json").read_text())["format_version"] == 1
+    written = json.loads((tiny_bundle / "manifest.json").read_text())
+    assert (written["format_version"], written["family"]) == (2, "nim4")
 
 
 @pytest.mark.parametrize("seconds,hints", [(4.0, ()), (2.5, ("Ada Lovelace", "NIO House"))])
@@ -62,12 +63,12 @@ def test_runtime_tokens_equal_pytorch(exact, reference, jfk, seconds, hints):
     assert len(expected) >= 20, "the reference stopped early; pick another seed for a meaningful check"
     assert list(segment.tokens) == expected
     assert segment.hints == hints
-    assert result.text == exact.llm.detokenize(expected).strip()
+    assert result.text == exact.engine.llm.detokenize(expected).strip()
 
 
 def test_encoder_outputs_match_pytorch_on_real_audio(exact, reference, jfk):
-    feats = exact.frontend(jfk).values
-    got = exact.encoder.run(feats)
+    feats = exact.engine.frontend(jfk).values
+    got = exact.engine.encoder.run(feats)
     emb, lp = reference.encode(jfk)
     assert np.abs(got.audio_embeds - emb).max() <= 1e-4
     assert np.abs(got.phoneme_logprobs - lp).max() <= 1e-4
@@ -78,18 +79,18 @@ def test_quantised_bundle_agreement(tiny_bundle, exact, jfk):
     the quantised LLM picks the exact path's next token when fed the exact path's history (teacher forcing:
     free-running greedy sequences of a random model diverge for good after one flip)."""
     clip = jfk[:64000]
-    feats = exact.frontend(clip).values
-    fp32 = exact.encoder.run(feats)
+    feats = exact.engine.frontend(clip).values
+    fp32 = exact.engine.encoder.run(feats)
     reference = exact.transcribe(clip, sample_rate=16000).segments[0].tokens
     with Recognizer(tiny_bundle, RecognizerOptions(max_tokens_per_second=6.0, min_new_tokens=24)) as quant:
-        int8 = quant.encoder.run(feats)
+        int8 = quant.engine.encoder.run(feats)
         agree = (int8.phoneme_logprobs.argmax(1) == fp32.phoneme_logprobs.argmax(1)).mean()
         cos = np.sum(int8.audio_embeds * fp32.audio_embeds, 1) / (
             np.linalg.norm(int8.audio_embeds, axis=1) * np.linalg.norm(fp32.audio_embeds, axis=1)
         )
-        dec, llm = quant.decoder, quant.llm
+        dec, llm = quant.engine.decoder, quant.engine.llm
         dec.set_speech(int8.audio_embeds)
-        llm.eval_tokens(llm.tokenize(quant.prompt.render_suffix()), output_last=True)
+        llm.eval_tokens(llm.tokenize(quant.engine.prompt.render_suffix()), output_last=True)
         hits = 0
         for token in reference:
             hits += int(np.argmax(llm.last_logits())) == token

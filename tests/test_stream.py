@@ -152,9 +152,10 @@ def test_stream_options_validated():
 
 def test_kv_cache_discipline(rec, jfk):
     """Streaming graph: speech grows by one chunk's tokens per partial; suffix and hypothesis never stay cached."""
-    assert rec.streaming_encoder is not None
+    assert rec.engine.streaming_encoder is not None
     with rec.create_stream() as stream:
-        decoder, llm = stream._decoder, stream._llm
+        decoder = stream._decoder
+        llm = decoder.llm
         seen = []
         original = decoder.decode
 
@@ -187,8 +188,9 @@ def test_hotwords_found_in_the_ctc_hypothesis_become_hints(tiny_bundle, jfk):
     clip = jfk[int(0.3 * 16000) : int(1.3 * 16000)]
     opts = RecognizerOptions(threads=1, max_tokens_per_second=2.0)
     with Recognizer(tiny_bundle, opts) as plain:
-        out = plain.encoder.run(plain.frontend(clip).values)
-        pron = [s for s in ctc_greedy(out.phoneme_logprobs, plain.inventory).symbols if s != "|"]
+        out = plain.engine.encoder.run(plain.engine.frontend(clip).values)
+        inventory = plain.bundle.phoneme_inventory
+        pron = [s for s in ctc_greedy(out.phoneme_logprobs, inventory).symbols if s != "|"]
     assert 3 <= len(pron) <= 64, f"unusable hypothesis for this check: {pron}"
 
     class OneWord(BaseG2P):
@@ -199,7 +201,7 @@ def test_hotwords_found_in_the_ctc_hypothesis_become_hints(tiny_bundle, jfk):
                 raise ValueError(f"no pronunciation for {text!r}")
             return list(pron)
 
-    with HotwordIndex.from_words(["Zorblax"], g2p=OneWord(), inventory=plain.inventory) as index:
+    with HotwordIndex.from_words(["Zorblax"], g2p=OneWord(), inventory=inventory) as index:
         with Recognizer(tiny_bundle, opts, hotwords=index) as rec:
             assert rec.transcribe(clip, sample_rate=16000).segments[0].hints == ("Zorblax",)
             assert rec.transcribe(np.zeros(16000, np.float32), sample_rate=16000).segments[0].hints == ()

@@ -16,14 +16,9 @@ import pytest
 torch = pytest.importorskip("torch", reason="the streaming encoder tests need the `export` extra (torch)")
 onnx = pytest.importorskip("onnx", reason="the streaming encoder tests need the `export` extra (onnx)")
 
-from nim4asr_edge.encoder import (  # noqa: E402
-    EncoderOptions,
-    EncoderSession,
-    StreamingEncoderSession,
-    audio_tokens,
-    encoder_frames,
-)
+from nim4asr_edge.encoder import EncoderOptions, EncoderSession, audio_tokens, encoder_frames  # noqa: E402
 from nim4asr_edge.errors import AudioError, BundleError, ExportError  # noqa: E402
+from nim4asr_edge.streaming_encoder import StreamingEncoderSession  # noqa: E402
 from nim4asr_export.config import tiny_config  # noqa: E402
 from nim4asr_export.model import Nim4AsrModel  # noqa: E402
 from nim4asr_export.onnx_export import (  # noqa: E402

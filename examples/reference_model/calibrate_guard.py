@@ -31,7 +31,7 @@ def main() -> None:
 
     errors, wers = [], []
     with Recognizer(args.bundle, RecognizerOptions(threads=args.threads)) as rec:
-        if rec.guard is None:
+        if rec.engine.guard is None:
             raise SystemExit("this bundle declares no evidence guard")
         for split in ("eval_clean", "eval_noisy"):
             for c in load_split(split)[0][args.skip:]:
@@ -39,7 +39,7 @@ def main() -> None:
                 e, n = wer_counts(c.meta["text"], out["raw"])
                 errors.append(1.0 - (out["confidence"] if out["confidence"] is not None else 1.0))
                 wers.append(e / max(n, 1))
-        current = rec.guard.options.max_phoneme_error
+        current = rec.engine.guard.options.max_phoneme_error
     d, w = np.asarray(errors), np.asarray(wers)
     invented = w > args.invented_wer
     rows = []

@@ -39,11 +39,9 @@ def load_split(split: str, skip: set[str] | None = None) -> tuple[list[Clip], se
 
 def _renormalise_phonemes(clips: list[Clip]) -> None:
     """Re-derive CTC targets written with symbols outside the runtime inventory (clips generated while only the
-    recipe's fallback G2P was importable keep eSpeak's ``ɑːɹ``-style symbols; the runtime G2P splits them)."""
-    try:
-        from nim4asr_edge.hotwords.g2p import ENGLISH_INVENTORY, get_g2p  # type: ignore
-    except ImportError:
-        return
+    recipe's own eSpeak reader was used keep eSpeak's ``ɑːɹ``-style symbols; the runtime G2P splits them)."""
+    from nim4asr_edge.hotwords.g2p import ENGLISH_INVENTORY, get_g2p
+
     known = set(ENGLISH_INVENTORY)
     stale = [c for c in clips if any(p not in known for p in c.meta.get("phonemes", []))]
     if stale:
@@ -54,16 +52,14 @@ def _renormalise_phonemes(clips: list[Clip]) -> None:
 
 
 def build_inventory(seqs: list[list[str]]) -> list[str]:
-    """<blank>, "|", then every other symbol seen, sorted; the runtime G2P's inventory wins when it exists."""
-    try:
-        from nim4asr_edge.hotwords.g2p import ENGLISH_INVENTORY  # type: ignore
-        inv = [s for s in ENGLISH_INVENTORY if s not in (BLANK, WORD_BOUNDARY)]
-        extra = sorted({p for s in seqs for p in s} - set(inv) - {WORD_BOUNDARY})
-        if extra:
-            log.warning("symbols outside ENGLISH_INVENTORY appended: %s", extra)
-        inv += extra
-    except ImportError:
-        inv = sorted({p for s in seqs for p in s} - {WORD_BOUNDARY})
+    """<blank>, "|", the runtime G2P's inventory, then any other symbol seen (sorted)."""
+    from nim4asr_edge.hotwords.g2p import ENGLISH_INVENTORY
+
+    inv = [s for s in ENGLISH_INVENTORY if s not in (BLANK, WORD_BOUNDARY)]
+    extra = sorted({p for s in seqs for p in s} - set(inv) - {WORD_BOUNDARY})
+    if extra:
+        log.warning("symbols outside ENGLISH_INVENTORY appended: %s", extra)
+    inv += extra
     return [BLANK, WORD_BOUNDARY] + inv
 
 

@@ -60,14 +60,7 @@ class EspeakG2P:
 
 
 def get_g2p(name: str = "espeak-ng:en-us"):
-    """The runtime's G2P when available (same symbols as the hotword index), else this module's."""
-    try:
-        from nim4asr_edge.hotwords.g2p import get_g2p as runtime_get_g2p  # type: ignore
-    except ImportError:
-        runtime_get_g2p = None
-    if runtime_get_g2p is not None:
-        return runtime_get_g2p(name)
-    engine, _, voice = name.partition(":")
-    if engine != "espeak-ng":
-        raise ValueError(f"unknown G2P {name!r}")
-    return EspeakG2P(voice or "en-us")
+    """The runtime's G2P (the same symbols as the hotword index and the CTC head's inventory)."""
+    from nim4asr_edge.hotwords.g2p import get_g2p as runtime_get_g2p
+
+    return runtime_get_g2p(name)

@@ -23,6 +23,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(m.to_dict(), indent=2, ensure_ascii=False))
         return 0
     print(f"bundle    {m.name}  ({bundle.path})")
+    print(f"family    {m.family}")
     print(f"created   {m.created}  source {m.source.get('checkpoint_sha256', '?')[:16]}")
     print(f"frontend  {m.frontend['type']}, {m.frontend.get('num_mel_bins')} mels @ {m.frontend['sample_rate']} Hz")
     for section in ("encoder", "llm"):
@@ -31,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
             mark = "*" if key == info["default"] else " "
             print(f"{section:9s}{mark}{key:8s} {name}  {m.files[name].size / 1e6:.1f} MB")
     print(f"phonemes  {len(m.phonemes['inventory'])} symbols, g2p {m.phonemes.get('g2p', '-')}")
-    print(f"streaming {'yes' if m.encoder.get('streaming') else 'no (windowed)'}")
+    mode = bundle.family.streaming_mode(m)
+    print(f"streaming {'cache-carrying encoder graph' if mode == 'cache' else 'windowed re-encoding'}")
     print("verified  " + ("sizes" if args.no_verify else "sha256 of every file"))
     return 0

@@ -31,7 +31,8 @@ def add_stream_arguments(p: argparse.ArgumentParser) -> None:
 def make_stream(args: argparse.Namespace, live: bool):
     """The recognizer and a stream; ``live`` input (real time) skips partials that decoding fell behind on, while a
     file fed at full speed gets a partial for every chunk."""
-    from ..recognizer import Recognizer, RecognizerOptions
+    from ..options import RecognizerOptions
+    from ..recognizer import Recognizer
     from ..vad import VadOptions
 
     rec = Recognizer(args.model, RecognizerOptions(threads=args.threads))
@@ -55,7 +56,8 @@ def show_events(stream, as_json: bool) -> None:
 
 def _event_dict(ev: StreamEvent) -> dict:
     return {"kind": ev.kind, "text": ev.text, "stable": ev.stable, "utterance": ev.utterance,
-            "start": round(ev.start, 3), "end": round(ev.end, 3), "latency_ms": round(ev.latency * 1000, 1)}
+            "start": round(ev.start, 3), "end": round(ev.end, 3), "latency_ms": round(ev.latency * 1000, 1),
+            "confidence": ev.confidence, "withheld": ev.withheld, "language": ev.language}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -40,7 +40,8 @@ def _hotwords(spec: str | None):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..recognizer import Recognizer, RecognizerOptions
+    from ..options import RecognizerOptions
+    from ..recognizer import Recognizer
 
     options = RecognizerOptions(threads=args.threads, encoder_precision=args.encoder, llm_quant=args.llm,
                                 hotword_namespace=args.hotword_namespace)

@@ -1,0 +1,95 @@
+"""Evidence: the phonemes of a segment, for hotword retrieval and the "never invent" guard.
+
+Each model family has one evidence source:
+
+* :class:`PhonemeCtcEvidence` (acoustic): the greedy path of the encoder's phoneme-CTC posteriors (NIM4).
+* :class:`HypothesisEvidence` (from text): the G2P of the LLM's first-pass transcript, for models without a phoneme
+  head. It can feed hotword retrieval (a second pass decodes with the hotwords it finds) but not the guard: text
+  checked against its own phonemes always agrees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .phonemes import ctc_greedy
+
+__all__ = ["Evidence", "EvidenceSource", "HypothesisEvidence", "PhonemeCtcEvidence", "phonemize_text"]
+
+WORD_BOUNDARY = "|"
+_G2P_CHARS = 200  # a G2P call's text limit (hotwords.g2p.MAX_TEXT_CHARS): longer transcripts go in word groups
+
+
+@dataclass(frozen=True)
+class Evidence:
+    symbols: tuple[str, ...]  # phonemes ("|" = word boundary)
+    source: str  # the EvidenceSource's name
+
+    def text(self) -> str:
+        return " ".join(self.symbols)
+
+
+class EvidenceSource:
+    """Where a family's evidence comes from. ``acoustic`` sources read the encoder output (``from_encoder``);
+    the others read the first-pass transcript (``from_text``)."""
+
+    name: str = ""
+    acoustic: bool = False
+
+    def from_encoder(self, logprobs: Sequence[np.ndarray]) -> Evidence:
+        """Evidence of the encoder's posteriors (the chunks of one utterance, in order)."""
+        raise NotImplementedError(f"{self.name} evidence does not come from the encoder")
+
+    def from_text(self, text: str) -> Evidence:
+        """Evidence of a transcript."""
+        raise NotImplementedError(f"{self.name} evidence does not come from text")
+
+
+class PhonemeCtcEvidence(EvidenceSource):
+    name = "phoneme_ctc"
+    acoustic = True
+
+    def __init__(self, inventory: Sequence[str], blank: int = 0) -> None:
+        self.inventory = list(inventory)
+        self.blank = blank
+
+    def from_encoder(self, logprobs: Sequence[np.ndarray]) -> Evidence:
+        if not logprobs:
+            return Evidence((), self.name)
+        return Evidence(ctc_greedy(np.concatenate(logprobs), self.inventory, self.blank).symbols, self.name)
+
+
+class HypothesisEvidence(EvidenceSource):
+    name = "hypothesis"
+    acoustic = False
+
+    def __init__(self, g2p) -> None:
+        self.g2p = g2p
+
+    def from_text(self, text: str) -> Evidence:
+        return Evidence(phonemize_text(self.g2p, text), self.name)
+
+
+def phonemize_text(g2p, text: str) -> tuple[str, ...]:
+    """Phonemes of a whole transcript: one G2P call while it fits the G2P's length limit, else groups of words; a
+    word the G2P cannot pronounce (digits of another script, symbols) is left out instead of failing the rest."""
+    words = text.split()
+    groups: list[list[str]] = [[]]
+    for word in words:
+        if groups[-1] and len(" ".join(groups[-1])) + 1 + len(word) > _G2P_CHARS:
+            groups.append([])
+        groups[-1].append(word)
+    out: list[str] = []
+    for group in groups:
+        if not group:
+            continue
+        phonemes = g2p.phonemize([" ".join(group)])[0]
+        if not phonemes and len(group) > 1:  # something in it is unpronounceable: keep the words that are not
+            found = [p for p in g2p.phonemize(group) if p]
+            phonemes = [s for i, p in enumerate(found) for s in ([WORD_BOUNDARY] if i else []) + list(p)]
+        if phonemes:
+            out.extend(([WORD_BOUNDARY] if out else []) + list(phonemes))
+    return tuple(out)
