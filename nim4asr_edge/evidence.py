@@ -10,6 +10,7 @@ Each model family has one evidence source:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -20,6 +21,7 @@ from .phonemes import ctc_greedy
 __all__ = ["Evidence", "EvidenceSource", "HypothesisEvidence", "PhonemeCtcEvidence", "phonemize_text"]
 
 WORD_BOUNDARY = "|"
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 _G2P_CHARS = 200  # a G2P call's text limit (hotwords.g2p.MAX_TEXT_CHARS): longer transcripts go in word groups
 
 
@@ -74,9 +76,14 @@ class HypothesisEvidence(EvidenceSource):
 
 
 def phonemize_text(g2p, text: str) -> tuple[str, ...]:
-    """Phonemes of a whole transcript: one G2P call while it fits the G2P's length limit, else groups of words; a
-    word the G2P cannot pronounce (digits of another script, symbols) is left out instead of failing the rest."""
-    words = text.split()
+    """Phonemes of a whole transcript: one G2P call when it fits the G2P's length limit and is pronounceable as a
+    whole; else its words (runs of letters and digits) in groups, leaving out what the G2P cannot pronounce (another
+    script, symbols, broken characters) instead of failing the rest."""
+    if len(text) <= _G2P_CHARS:
+        whole = g2p.phonemize([text])[0]
+        if whole:
+            return tuple(whole)
+    words = _WORD.findall(text)
     groups: list[list[str]] = [[]]
     for word in words:
         if groups[-1] and len(" ".join(groups[-1])) + 1 + len(word) > _G2P_CHARS:

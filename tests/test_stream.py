@@ -58,6 +58,22 @@ def test_final_equals_offline_decode_of_the_utterance(rec, jfk, graph):
     assert final.tokens == offline.segments[0].tokens
 
 
+@pytest.mark.parametrize("max_error", [0.5, 50.0], ids=["withheld", "accepted"])
+def test_a_guarded_final_agrees_with_the_offline_segment(tiny_bundle, jfk, max_error):
+    """One engine: a streaming final carries the guard's confidence and withheld text exactly as offline."""
+    from nim4asr_edge.guard import GuardOptions
+
+    opts = RecognizerOptions(threads=1, max_tokens_per_second=4.0, min_new_tokens=4,
+                             guard=GuardOptions(max_phoneme_error=max_error))
+    with Recognizer(tiny_bundle, opts) as guarded:
+        events = _run(guarded, [(16000, jfk)])
+        final = next(e for e in events if e.kind == "final")
+        start, end = int(round(final.start * 16000)), int(round(final.end * 16000))
+        seg = guarded.transcribe(jfk[start:end], sample_rate=16000).segments[0]
+    assert seg.confidence is not None and (seg.withheld != "") == (max_error < 1)
+    assert (final.text, final.confidence, final.withheld) == (seg.text, seg.confidence, seg.withheld)
+
+
 @pytest.mark.parametrize("graph", [True, False], ids=["streaming-graph", "windowed"])
 def test_a_slow_decoder_skips_late_partials_but_not_the_final(rec, jfk, graph):
     """Audio queued while a partial decodes gets one partial for the newest audio, not one per chunk."""
