@@ -55,7 +55,7 @@ _OUTPUT_TYPES = {
     "phoneme_lengths": "tensor(int64)",
 }
 PHONEME_OUTPUTS = ("phoneme_logprobs", "phoneme_lengths")
-_CONTRACT = "encoder graph does not match the nim4asr-bundle contract"
+_CONTRACT = "encoder graph does not match the nim4asr-bundle v1 contract"  # graph contract: unchanged by manifest v2
 
 MIN_FRAMES = 7  # feature frames (10 ms shift) the conv2d stem needs for one 40 ms encoder frame
 FRAME_SHIFT_MS = 10.0  # feature frame shift, for messages

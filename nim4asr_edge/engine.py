@@ -7,6 +7,7 @@ of files or streams. What differs between model families comes from the bundle's
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -24,6 +25,7 @@ from .families import Transcript
 from .guard import EvidenceGuard, GuardOptions
 from .llm import LLMSession
 from .options import RecognizerOptions
+from .prompt import check_language
 from .results import Segment, Timings
 
 if TYPE_CHECKING:
@@ -81,6 +83,7 @@ class SegmentEngine:
         self._streaming_encoder: StreamingEncoderSession | None = None
         self.llm: LLMSession | None = None
         self.encoder: EncoderSession | None = None
+        check_language(self.prompt, options.language)  # before anything is loaded
         try:
             self.evidence = self.family.evidence(manifest, bundle.g2p)
             phonemes = "phoneme_logprobs" in self.family.encoder_outputs(manifest)
@@ -181,11 +184,7 @@ class SegmentEngine:
             return []
         # The search sits between the encoder and the LLM, so it may use every thread the recognizer has: HNSW
         # looks all windows of the hypothesis up in one call.
-        search = self.hotwords.search_options
-        if search.threads != self.options.effective_threads:
-            import dataclasses
-
-            search = dataclasses.replace(search, threads=self.options.effective_threads)
+        search = dataclasses.replace(self.hotwords.search_options, threads=self.options.effective_threads)
         return self.hotwords.search(phonemes, top_k=self.options.hotword_top_k,
                                     namespace=self.options.hotword_namespace, options=search, cache=cache)
 

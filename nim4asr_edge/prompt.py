@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Protocol, Sequence
 
-from .errors import BundleError
+from .errors import BundleError, OptionsError
 
 __all__ = ["NIM4_PROMPT", "PromptFormat", "PromptParts", "PromptTemplate", "check_language"]
 
@@ -34,12 +34,12 @@ class PromptFormat(Protocol):
 
 
 def check_language(prompt: PromptFormat, language: str | None) -> None:
-    """``ValueError`` unless ``language`` is None or one the prompt can force."""
+    """``OptionsError`` unless ``language`` is None or one the prompt can force."""
     if language is None or language in prompt.languages:
         return
     if not prompt.languages:
-        raise ValueError(f"this model's prompt cannot force a language (asked for {language!r}); leave it unset")
-    raise ValueError(f"unknown forced language {language!r}; this model knows: {', '.join(prompt.languages)}")
+        raise OptionsError(f"this model's prompt cannot force a language (asked for {language!r}); leave it unset")
+    raise OptionsError(f"unknown forced language {language!r}; this model knows: {', '.join(prompt.languages)}")
 
 
 @dataclass(frozen=True)

@@ -173,8 +173,10 @@ def test_forced_language_and_the_answer_parser(tagged_bundle, jfk):
         assert rec.engine.decoder.prompt.render((), "German").after.endswith("language German<asr_text>")
         result = rec.transcribe(jfk[:16000], sample_rate=16000)
     assert result.language == "German" == result.segments[0].language
-    with pytest.raises(ValueError, match="unknown forced language 'Klingon'.*English, German"):
+    with pytest.raises(OptionsError, match="unknown forced language 'Klingon'.*English, German"):
         Recognizer(tagged_bundle, RecognizerOptions(language="Klingon"))
+    with pytest.raises(OptionsError, match="cannot force a language"):
+        Recognizer(SHIPPED / "tiny-random", RecognizerOptions(language="English"))
 
 
 def test_first_pass_hotwords_bring_a_second_pass(tagged_bundle, rec, jfk):

