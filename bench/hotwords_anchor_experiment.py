@@ -35,11 +35,10 @@ from entities import FILLER_WORDS
 from hotwords_bench import corrupt, join_words
 
 from nim4asr_edge.hotwords import HotwordIndex
-from nim4asr_edge.hotwords.embed import embed
 
 
 def build_anchors(idx: HotwordIndex) -> tuple[hnswlib.Index, np.ndarray, np.ndarray]:
-    ent, b = idx._entries, idx._boundary
+    ent, b = idx.entry_table, idx.boundary_id
     spans, df = [], Counter()
     for r in range(len(ent.ids)):
         s = ent.seq(r)
@@ -56,19 +55,17 @@ def build_anchors(idx: HotwordIndex) -> tuple[hnswlib.Index, np.ndarray, np.ndar
         offset[r] = i
         seqs.append(s[a:e])
     alen = np.array([int((q != b).sum()) for q in seqs], np.int64)
-    graph = hnswlib.Index(space="ip", dim=idx._spec.dim)
+    graph = hnswlib.Index(space="ip", dim=idx.options.dim)
     graph.init_index(max_elements=len(seqs), M=idx.options.M, ef_construction=idx.options.ef_construction)
     graph.set_num_threads(2)
-    graph.add_items(embed(seqs, len(idx.inventory), idx._spec), np.arange(len(seqs)))
+    graph.add_items(idx.embed_sequences(seqs), np.arange(len(seqs)))
     return graph, offset, alen
 
 
 def anchor_search(idx, graph, offset, alen, phonemes, opt, k: int, threads: int, top_k: int = 10):
     """The shipped exact stage, verifier and ranking; only the candidate generation differs."""
-    ent, b = idx._entries, idx._boundary
+    ent, b = idx.entry_table, idx.boundary_id
     hyp = idx.clean_hypothesis(phonemes)
-    best: dict = {}
-    idx._exact(hyp, None, best)
     cut = np.flatnonzero(hyp == b)
     starts, ends = np.concatenate([[0], cut + 1]), np.concatenate([cut, [len(hyp)]])
     seqs, word, wlen = [], [], []
@@ -82,16 +79,17 @@ def anchor_search(idx, graph, offset, alen, phonemes, opt, k: int, threads: int,
             seqs.append(hyp[starts[wi]:ends[wi + c]])
             word.append(wi)
             wlen.append(n)
+    rows, first, sim = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
     if seqs:
-        labels, dist = graph.knn_query(embed(seqs, len(idx.inventory), idx._spec), k=k, num_threads=threads)
+        labels, dist = graph.knn_query(idx.embed_sequences(seqs), k=k, num_threads=threads)
         win = np.repeat(np.arange(len(seqs)), labels.shape[1])
         rows, sim = labels.ravel().astype(np.int64), 1.0 - dist.ravel()
         first_word = np.asarray(word)[win] - offset[rows]
         keep = (sim >= opt.min_similarity) & (first_word >= 0) & ent.live[rows]
         keep &= (ent.nphon[rows] >= opt.approx_min_phonemes)
         keep &= np.abs(np.asarray(wlen)[win] - alen[rows]) <= opt.max_length_ratio * alen[rows] + 1
-        idx._verify(hyp, rows[keep], starts[np.maximum(first_word[keep], 0)], sim[keep], opt, best)
-    return idx._rank(best, top_k), len(seqs)
+        rows, first, sim = rows[keep], starts[np.maximum(first_word[keep], 0)], sim[keep]
+    return idx.search_candidates(hyp, rows, first, sim, top_k, opt), len(seqs)
 
 
 def main() -> None:
@@ -101,7 +99,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
     idx = HotwordIndex.open(args.dir, on_stale="error")
-    ent = idx._entries
+    ent = idx.entry_table
     opt = idx.search_options.for_entries(int(ent.live.sum()))
     t = time.perf_counter()
     graph, offset, alen = build_anchors(idx)
@@ -144,7 +142,7 @@ def main() -> None:
             out[f"utterance_p50_ms_{th}_threads"] = round(1000 * float(np.median(times)), 2)
         result["modes"][name] = out
     result["lookups_per_utterance"] = {
-        "shipped": round(float(np.mean([len(idx._windows(idx.clean_hypothesis(u), opt)[0]) for u in utts])), 1),
+        "shipped": round(float(np.mean([len(idx.windows(idx.clean_hypothesis(u), opt)) for u in utts])), 1),
         "anchor": round(float(np.mean([anchor_search(idx, graph, offset, alen, u, opt, 16, 1)[1] for u in utts])), 1)}
     print(json.dumps(result, indent=1))
 

@@ -45,9 +45,10 @@ from nim4asr_edge.hotwords import (
     HotwordIndex,
     IndexOptions,
     LookupCache,
+    verify,
 )
-from nim4asr_edge.hotwords import embed as embed_mod
-from nim4asr_edge.hotwords.embed import PAD, align_scores, embed, nearest
+from nim4asr_edge.hotwords.embed import nearest
+from nim4asr_edge.hotwords.verify import PAD, align_scores
 
 # Acoustically close phonemes (voicing, place, vowel height/backness neighbours). Defined here, independently of
 # the retriever, whose substitution costs were measured on the reference CTC head (hotwords/costs.py).
@@ -108,10 +109,10 @@ class Material:
         self.idx = idx
         self.filler = {w: list(p) for w, p in zip(FILLER_WORDS, idx.g2p.phonemize(FILLER_WORDS)) if p}
         self.words = list(self.filler)
-        self.live = np.flatnonzero(idx._entries.live)
+        self.live = np.flatnonzero(idx.entry_table.live)
 
     def entity(self, row) -> list[str]:
-        return [self.idx.inventory[i] for i in self.idx._entries.seq(int(row))]
+        return [self.idx.inventory[i] for i in self.idx.entry_table.seq(int(row))]
 
     def ctx(self, rng: random.Random, a: int, b: int) -> list[list[str]]:
         """a..b filler words."""
@@ -150,13 +151,13 @@ def run_build(args) -> dict:
 
 # -------------------------------------------------------------------------------------------------- search
 class BruteForce:
-    """Exact inner-product neighbours over all entry embeddings (replaces HNSW in HotwordIndex._knn)."""
+    """Exact inner-product neighbours over all entry embeddings, in place of HNSW (idx.set_neighbour_lookup)."""
 
     def __init__(self, idx: HotwordIndex):
-        ent = idx._entries
+        ent = idx.entry_table
         step = 250_000  # embed() holds float64 sums: in blocks, so 10M entries need 5 GB, not 10+
-        self.mat = np.concatenate([embed([ent.seq(r) for r in range(lo, min(lo + step, len(ent.ids)))],
-                                         len(idx.inventory), idx._spec) for lo in range(0, len(ent.ids), step)])
+        self.mat = np.concatenate([idx.embed_sequences([ent.seq(r) for r in range(lo, min(lo + step, len(ent.ids)))])
+                                   for lo in range(0, len(ent.ids), step)])
         self.labels = ent.ids
 
     def __call__(self, vecs, k, threads, filt):
@@ -167,21 +168,21 @@ class BruteForce:
 def verifier_bound(idx: HotwordIndex, snippets: dict, opt) -> dict:
     """Share of snippets whose true entry passes acceptance at its best word start: an upper bound on the recall of
     any candidate generator (HNSW, brute force) with these acceptance options; the rest is lost to the rule."""
-    ent = idx._entries
+    ent = idx.entry_table
     opt = opt.for_entries(int(ent.live.sum()))
+    sub_cost = idx.costs.matrix(idx.inventory) if idx.costs is not None and opt.phoneme_costs else None
     out = {}
     for rate, snips in snippets.items():
         ok = 0
         for r, ph in snips:
             hyp = idx.clean_hypothesis(ph)
-            starts = np.concatenate([[0], np.flatnonzero(hyp == idx._boundary) + 1])
+            starts = np.concatenate([[0], np.flatnonzero(hyp == idx.boundary_id) + 1])
             e = ent.seq(int(r)).astype(np.int64)
             texts = np.full((len(starts), len(hyp)), PAD, np.int64)
             for i, st in enumerate(starts):
                 texts[i, : len(hyp) - st] = hyp[st:]
             cost, _ = align_scores(np.tile(e, (len(starts), 1)), np.full(len(starts), len(e)), texts,
-                                   len(hyp) - starts, idx._boundary, word_end=True,
-                                   sub_cost=idx._sub_cost if opt.phoneme_costs else None)
+                                   len(hyp) - starts, idx.boundary_id, word_end=True, sub_cost=sub_cost)
             best = float(cost.min())
             ok += best == 0 or (ent.nphon[int(r)] >= opt.approx_min_phonemes
                                 and best <= float(opt.max_cost(np.array([ent.nphon[int(r)]]))[0]) + 1e-4)
@@ -198,13 +199,8 @@ def run_search(args) -> dict:
     rss_open = rss_mb()
     material = Material(idx)
     filler, fwords, entity = material.filler, material.words, material.entity
-    ent = idx._entries
+    ent = idx.entry_table
     live_rows = material.live
-    texts = idx._store.get([int(ent.ids[r]) for r in live_rows[:0]])  # warm the statement cache
-    del texts
-
-    def text_of(row):
-        return idx._store.get([int(ent.ids[row])])[int(ent.ids[row])][0]
 
     def ctx(a, b):
         return material.ctx(rng, a, b)
@@ -259,9 +255,9 @@ def run_search(args) -> dict:
     # HNSW window lookups alone.
     hn = []
     for r in rows[:200]:
-        v = embed([ent.seq(int(r))], len(idx.inventory), idx._spec)
+        v = idx.embed_sequences([ent.seq(int(r))])
         t = time.perf_counter()
-        idx._hnsw.knn_query(v, k=default.candidates, num_threads=1)
+        idx.graph_knn(v, default.candidates, threads=1, ef=default.ef)
         hn.append(time.perf_counter() - t)
     result["hnsw_lookup_one_window"] = {"p50_ms": round(pct(hn, 50), 3), "p99_ms": round(pct(hn, 99), 3)}
 
@@ -296,19 +292,19 @@ def run_search(args) -> dict:
         ut2.append(time.perf_counter() - t)
     result["utterance_10s_2_threads"] = {"p50_ms": round(pct(ut2, 50), 3), "p99_ms": round(pct(ut2, 99), 3)}
     # The compiled verifier against its numpy implementation on the same utterances, alternating (1 thread).
-    if embed_mod._compiled is not None:
+    if verify.compiled_available():
         ab_rng = random.Random(args.seed + 2)  # its own draws: the sections after it see the same queries as before
-        compiled, times = embed_mod._compiled, {"compiled": [], "numpy": []}
+        times = {"compiled": [], "numpy": []}
         utts = [material.utterance(ab_rng, 0.1) for _ in range(100)]
         try:
             for i, ph in enumerate(utts):
                 for name in (("compiled", "numpy") if i % 2 else ("numpy", "compiled")):
-                    embed_mod._compiled = compiled if name == "compiled" else None
+                    verify.use_compiled(name == "compiled")
                     t = time.perf_counter()
                     idx.search(ph, top_k=K)
                     times[name].append(time.perf_counter() - t)
         finally:
-            embed_mod._compiled = compiled
+            verify.use_compiled(True)
         result["utterance_10s_verifier"] = {f"{k}_p50_ms": round(pct(v, 50), 3) for k, v in times.items()}
         result["utterance_10s_verifier"]["p50_ratio_compiled_over_numpy"] = round(
             pct(times["compiled"], 50) / pct(times["numpy"], 50), 3)
@@ -382,18 +378,17 @@ def run_search(args) -> dict:
 
     # Brute-force ceiling vs HNSW on the same queries.
     bf = BruteForce(idx)
-    hnsw_knn = idx._knn
     paired: dict = {}
     for rate in args.error_rates:
         snips = snippets[rate][: len(brute_rows)]
         res = {}
-        for name, knn in (("hnsw", hnsw_knn), ("brute_force", bf)):
-            idx._knn = knn  # instance override: same pipeline, exact neighbours
+        for name, lookup in (("hnsw", None), ("brute_force", bf)):
+            idx.set_neighbour_lookup(lookup)  # same pipeline; brute force: exact neighbours
             found = 0
             for r, ph in snips:
                 found += any(h.id == int(ent.ids[r]) for h in idx.search(ph, top_k=K))
             res[name] = round(found / max(len(snips), 1), 4)
-        idx._knn = hnsw_knn
+        idx.set_neighbour_lookup(None)
         res["hnsw_over_brute"] = round(res["hnsw"] / res["brute_force"], 4) if res["brute_force"] else None
         paired[f"{int(rate * 100)}%"] = res
     result["brute_force_vs_hnsw"] = {"queries_per_rate": len(brute_rows), **paired}

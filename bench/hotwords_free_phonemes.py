@@ -33,7 +33,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
     idx = HotwordIndex.open(args.dir, on_stale="error")
-    ent = idx._entries
+    ent = idx.entry_table
     rng = random.Random(args.seed)
     m = Material(idx)
     rows = rng.sample(list(m.live), 200)

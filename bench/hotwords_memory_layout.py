@@ -34,7 +34,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hotwords_bench import Material
 
 from nim4asr_edge.hotwords import HotwordIndex, hnsw_layout, hugepages
-from nim4asr_edge.hotwords.embed import embed
 
 
 def make_utterances(directory: str, n: int, seed: int) -> list[list[str]]:
@@ -53,13 +52,13 @@ def child(directory: str, utt_file: str) -> dict:
     if idx.huge_pages is not None:
         idx.huge_pages.join()
     collapse_s = time.perf_counter() - t0
-    opt = idx.search_options.for_entries(int(idx._entries.live.sum()))
+    entries = idx.entry_table.live_count()
+    opt = idx.search_options.for_entries(entries)
     # the windows each utterance looks up, for the lookups-alone timing
-    vecs = [embed(idx._windows(idx.clean_hypothesis(u), opt)[0], len(idx.inventory), idx._spec) for u in utts]
-    idx._hnsw.set_ef(opt.ef)
+    vecs = [idx.embed_sequences(idx.windows(idx.clean_hypothesis(u), opt)) for u in utts]
     for u in utts[:20]:  # warm-up
         idx.search(u)
-    out = {"entries": int(idx._entries.live.sum()), "huge_pages": hugepages.enabled(), "open_s": round(open_s, 2), "collapse_s": round(collapse_s, 2)}
+    out = {"entries": entries, "huge_pages": hugepages.enabled(), "open_s": round(open_s, 2), "collapse_s": round(collapse_s, 2)}
     digest = hashlib.sha256()
     for th in (1, 2):
         o = dataclasses.replace(idx.search_options, threads=th)
@@ -69,7 +68,7 @@ def child(directory: str, utt_file: str) -> dict:
             hits = idx.search(u, options=o)
             ts.append(time.perf_counter() - t)
             t = time.perf_counter()
-            idx._hnsw.knn_query(v, k=opt.candidates, num_threads=th)
+            idx.graph_knn(v, opt.candidates, threads=th, ef=opt.ef)
             tk.append(time.perf_counter() - t)
             if th == 1:
                 digest.update(repr([(h.id, h.score, h.start, h.end) for h in hits]).encode())

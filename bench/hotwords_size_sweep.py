@@ -26,14 +26,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from entities import FILLER_WORDS, generate_entities
 from hotwords_bench import corrupt, join_words
 
-from nim4asr_edge.hotwords import ENGLISH_INVENTORY, EspeakG2P, HotwordIndex, SearchOptions
-from nim4asr_edge.hotwords.index import cost_free_for
+from nim4asr_edge.hotwords import (
+    ENGLISH_INVENTORY,
+    EspeakG2P,
+    HotwordIndex,
+    SearchOptions,
+    cost_free_for,
+)
 
 
 def sweep(idx: HotwordIndex, filler: dict, frees: list[float], seed: int) -> list[dict]:
     rng = random.Random(seed)
     fw = list(filler)
-    ent = idx._entries
+    ent = idx.entry_table
     live = np.flatnonzero(ent.live)
 
     def entity(r):

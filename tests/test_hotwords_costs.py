@@ -11,7 +11,7 @@ import pytest
 from nim4asr_edge.errors import HotwordError
 from nim4asr_edge.hotwords import ENGLISH_INVENTORY, HotwordIndex, SearchOptions
 from nim4asr_edge.hotwords.costs import PhonemeCosts, costs_from_confusions, default_costs
-from nim4asr_edge.hotwords.embed import PAD, align_scores
+from nim4asr_edge.hotwords.verify import PAD, align_scores
 
 INV = list(ENGLISH_INVENTORY)
 SYM = {p: i for i, p in enumerate(INV)}
@@ -109,9 +109,9 @@ def test_index_accepts_confusable_errors_that_unit_costs_reject(tmp_path):
 
 
 def test_compiled_verifier_matches_numpy():
-    from nim4asr_edge.hotwords import embed
+    from nim4asr_edge.hotwords import verify
 
-    assert embed._compiled is not None, "the C verifier (hotwords/_align.c) was not built: pip install -e ."
+    assert verify._compiled is not None, "the C verifier (hotwords/_align.c) was not built: pip install -e ."
     rng = np.random.default_rng(4)
     costs = default_costs(INV).matrix(INV)
     b = SYM["|"]
@@ -125,15 +125,15 @@ def test_compiled_verifier_matches_numpy():
         final = rng.random(c) < 0.5
         for word_end in (False, True):
             for sub in (None, costs):
-                want = embed.align_scores_numpy(ent, elen, txt, tlen, b, word_end, final, sub)
-                got = embed.align_scores(ent, elen, txt, tlen, b, word_end, final, sub)
+                want = verify.align_scores_numpy(ent, elen, txt, tlen, b, word_end, final, sub)
+                got = verify.align_scores(ent, elen, txt, tlen, b, word_end, final, sub)
                 reach = want[0] < 1e8
                 assert np.array_equal(reach, got[0] < 1e8)
                 assert np.array_equal(want[0][reach], got[0][reach]), (trial, word_end, sub is None)
                 assert np.array_equal(want[1][reach], got[1][reach]), (trial, word_end, sub is None)
     bad = np.full((1, 2), len(INV), np.int64)  # an id the cost table does not cover: refused, never read past it
     with pytest.raises(ValueError, match="past"):
-        embed.align_scores(bad, np.array([2]), bad, np.array([2]), b, True, None, costs)
+        verify.align_scores(bad, np.array([2]), bad, np.array([2]), b, True, None, costs)
 
 
 def _bundle_with_costs(src, dst, costs: PhonemeCosts | None, declare: str = "costs.json"):

@@ -23,10 +23,10 @@ from nim4asr_edge.hotwords import (
     LookupCache,
     SearchOptions,
     format_hints,
+    importer,
 )
-from nim4asr_edge.hotwords import index as index_mod
-from nim4asr_edge.hotwords.index import cost_free_for
 from nim4asr_edge.hotwords.g2p import BaseG2P
+from nim4asr_edge.hotwords.options import cost_free_for
 
 pytest.importorskip("espeakng_loader", reason="eSpeak NG backend (extra 'g2p') not installed")
 from nim4asr_edge.hotwords import EspeakG2P
@@ -265,7 +265,7 @@ def test_list_size_rule_counts_the_namespace_searched(tmp_path, g2p, filler):
 
 def test_small_namespace_is_searched_exactly(tmp_path, g2p, filler, monkeypatch):
     """A small namespace inside a larger index: exact numpy search, same hits as the graph with a filter."""
-    import nim4asr_edge.hotwords.index as index_mod
+    import nim4asr_edge.hotwords.search as search_mod
 
     names = list(generate_entities(2030, seed=12))
     rng = random.Random(2)
@@ -275,7 +275,7 @@ def test_small_namespace_is_searched_exactly(tmp_path, g2p, filler, monkeypatch)
         hyps = [_corrupt(words_to_hyp([filler["the"], e.phonemes, filler["and"]]), 0.15, rng) for e in mine]
         exact = [idx.search(h, namespace="me") for h in hyps]
         assert len(idx._ns_exact) == 1  # built once, reused
-        monkeypatch.setattr(index_mod, "NAMESPACE_EXACT_MAX", 0)  # as if the namespace were large
+        monkeypatch.setattr(search_mod, "NAMESPACE_EXACT_MAX", 0)  # as if the namespace were large
         filtered = [idx.search(h, namespace="me") for h in hyps]
         assert exact == filtered
         assert sum(any(h.id == e.id for h in hits) for e, hits in zip(mine, exact)) >= 25
@@ -288,7 +288,7 @@ def test_small_namespace_is_searched_exactly(tmp_path, g2p, filler, monkeypatch)
 @pytest.mark.parametrize("chunk", [None, 2])  # None: the default; 2 puts duplicates and skips in other chunks
 def test_import_txt_and_csv_reports_everything(tmp_path, g2p, chunk, monkeypatch):
     if chunk:
-        monkeypatch.setattr(index_mod, "IMPORT_CHUNK", chunk)
+        monkeypatch.setattr(importer, "IMPORT_CHUNK", chunk)
     txt = tmp_path / "list.txt"
     long_entry = " ".join(["Supercalifragilistic"] * 12)
     txt.write_text(
@@ -523,7 +523,7 @@ def test_span_can_match_follows_the_acceptance_rule():
 
 
 def test_length_bound_never_exceeds_the_verified_cost(tmp_path):
-    from nim4asr_edge.hotwords.embed import PAD, align_scores
+    from nim4asr_edge.hotwords.verify import PAD, align_scores
 
     g = DictG2P()
     names = ["NIO House", "Meet Park", "The NIO", "Park House at the NIO", "Me"]
@@ -582,7 +582,7 @@ def test_pruned_batched_search_returns_the_same_hits(tmp_path, g2p, filler):
 
 
 def test_entry_rows_of_dense_and_sparse_ids():
-    from nim4asr_edge.hotwords.index import _Entries
+    from nim4asr_edge.hotwords.entries import EntryTable as _Entries
 
     for ids in ([1, 2, 5, 9], [1, 5, 50_000_000]):  # a dense id map, and sorted search for sparse ids
         e = _Entries.empty()

@@ -1,21 +1,15 @@
 """Hotwords: phoneme store (SQLite), exact (Aho-Corasick) and approximate (HNSW) retrieval over CTC phonemes.
 
-See docs/HOTWORDS.md. eSpeak NG (GPL-3.0) is an optional run-time backend of :mod:`.g2p`, loaded only when a
-G2P is created.
+See docs/HOTWORDS.md (its "Modules" section maps the files). eSpeak NG (GPL-3.0) is an optional run-time backend
+of :mod:`.g2p`, loaded only when a G2P is created.
 """
 
+from .accumulate import HotwordAccumulator, LookupCache
 from .costs import PhonemeCosts, costs_from_confusions, default_costs
 from .g2p import ENGLISH_INVENTORY, G2P, EspeakG2P, Pronunciation, get_g2p
-from .index import (
-    HotwordAccumulator,
-    HotwordHit,
-    HotwordIndex,
-    IndexOptions,
-    LookupCache,
-    RemoveReport,
-    SearchOptions,
-    format_hints,
-)
+from .hits import HotwordHit, RemoveReport, format_hints
+from .index import HotwordIndex
+from .options import IndexOptions, SearchOptions, cost_free_for
 from .store import HotwordEntry, ImportReport, Skipped
 
 __all__ = [
@@ -34,6 +28,7 @@ __all__ = [
     "RemoveReport",
     "SearchOptions",
     "Skipped",
+    "cost_free_for",
     "costs_from_confusions",
     "default_costs",
     "format_hints",

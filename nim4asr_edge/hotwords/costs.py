@@ -50,7 +50,7 @@ class PhonemeCosts:
                 raise HotwordError(f"phoneme costs: cost {c} of {a} {b} must be a multiple of 0.25 in [0.5, 1)")
 
     def matrix(self, inventory: Sequence[str]) -> np.ndarray:
-        """(V + 1, V + 1) float32 costs for :func:`~.embed.align_scores` over ``inventory``'s ids; the last row and
+        """(V + 1, V + 1) float32 costs for :func:`~.verify.align_scores` over ``inventory``'s ids; the last row and
         column (padding) are prohibitive."""
         if tuple(inventory) != self.inventory:
             raise HotwordError("phoneme costs were measured for another phoneme inventory")

@@ -2,16 +2,13 @@
 
 Tables: ``meta`` (format, inventory, G2P, generation) and ``hotwords`` (namespace, text, normalised key, phonemes,
 weight, timestamps). Every change increments ``generation`` in the same transaction, so derived files can tell
-whether they were built from the current contents. Also: reading hotword lists (txt/csv) with per-line reports.
+whether they were built from the current contents. Hotword list files are read by listfile.py.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
-import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -24,17 +21,13 @@ from ..errors import HotwordError
 if TYPE_CHECKING:  # typing.Self is Python 3.11+; setup.py allows 3.10
     from typing import Self
 
-__all__ = ["Entries", "HotwordEntry", "HotwordStore", "ImportReport", "Skipped", "read_hotword_list"]
+__all__ = ["STORE_FILE", "HotwordEntry", "HotwordStore", "ImportReport", "Skipped"]
 
 log = logging.getLogger("nim4asr_edge.hotwords")
 
 STORE_FORMAT = "nim4asr-hotwords"
 STORE_VERSION = 1
 STORE_FILE = "hotwords.sqlite"
-MAX_WEIGHT = 100.0  # weights are relative priorities in (0, MAX_WEIGHT]
-
-# What `build`/`add` accept: texts, (text, weight) pairs, or a path to a txt/csv list.
-Entries = str | os.PathLike | Iterable[str | tuple[str, float]]
 
 
 @dataclass(frozen=True)
@@ -71,79 +64,6 @@ class ImportReport:
 
 def _normkey(text: str) -> str:
     return " ".join(text.casefold().split())
-
-
-def read_hotword_list(path: str | os.PathLike) -> Iterator[tuple[int, str, float | None, str | None]]:
-    """Yield (line, text, weight or None, problem or None) from a txt or csv hotword list.
-
-    txt: one hotword per line, optional weight after a tab (``NIO House<TAB>2.5``); ``#`` starts a comment line.
-    csv (``.csv``): columns text[,weight]; a first row ``text,weight`` is a header; ``#`` lines are comments.
-    Blank lines are skipped silently (they carry no entry); every other line yields a row.
-    """
-    p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise HotwordError(f"cannot read hotword list {p}: {exc.strerror or exc}") from exc
-    try:
-        content = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise HotwordError(f"hotword list {p} is not UTF-8 (byte {exc.start}): save it as UTF-8") from exc
-    if "\x00" in content:
-        raise HotwordError(f"hotword list {p} contains NUL bytes: it is not a text file")
-    is_csv = p.suffix.lower() == ".csv"
-    lines = content.splitlines()
-    for no, line in enumerate(lines, start=1):
-        s = line.strip()
-        if not s or s.startswith("#"):
-            continue
-        if is_csv:
-            row = next(csv.reader(io.StringIO(line)))
-            if no == 1 and [c.strip().lower() for c in row[:2]] in (["text", "weight"], ["text"]):
-                continue
-            text, wtxt = row[0], (row[1] if len(row) > 1 else "")
-            if len(row) > 2:
-                yield no, text, None, f"expected 1 or 2 columns (text,weight), got {len(row)}"
-                continue
-        else:
-            text, _, wtxt = line.partition("\t")
-        weight, problem = _parse_weight(wtxt)
-        yield no, text.strip(), weight, problem
-
-
-def _parse_weight(wtxt: str) -> tuple[float | None, str | None]:
-    wtxt = wtxt.strip()
-    if not wtxt:
-        return None, None
-    try:
-        w = float(wtxt)
-    except ValueError:
-        return None, f"weight {wtxt!r} is not a number"
-    if not (0 < w <= MAX_WEIGHT):
-        return None, f"weight {w} is outside (0, {MAX_WEIGHT:g}]"
-    return w, None
-
-
-def iter_entries(entries: Entries) -> Iterator[tuple[int, str, float | None, str | None]]:
-    """Normalise the accepted entry forms to (line, text, weight, problem)."""
-    if isinstance(entries, (str, os.PathLike)) and (isinstance(entries, os.PathLike) or os.path.exists(entries)):
-        yield from read_hotword_list(entries)
-        return
-    if isinstance(entries, str):
-        raise HotwordError(f"hotword list {entries!r} does not exist (pass a list of texts for in-memory words)")
-    for no, item in enumerate(entries, start=1):
-        if isinstance(item, str):
-            yield no, item, None, None
-        elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
-            try:
-                w = float(item[1])
-            except (TypeError, ValueError):
-                yield no, item[0], None, f"weight {item[1]!r} is not a number"
-                continue
-            yield (no, item[0], w, None) if 0 < w <= MAX_WEIGHT else (
-                no, item[0], None, f"weight {w} is outside (0, {MAX_WEIGHT:g}]")
-        else:
-            raise HotwordError(f"hotword entry {no} is {type(item).__name__}; expected a text or (text, weight)")
 
 
 class HotwordStore:
@@ -307,6 +227,12 @@ class HotwordStore:
         q = ",".join("?" * len(ids))
         return {i: (t, w, ns) for i, t, w, ns in
                 self._conn.execute(f"SELECT id, text, weight, namespace FROM hotwords WHERE id IN ({q})", list(ids))}
+
+    def weights(self, ids: Sequence[int] | None = None) -> dict[int, float]:
+        """id -> weight, of ``ids`` or (None) of every entry."""
+        if ids is not None:
+            return {i: w for i, (_, w, _) in self.get(ids).items()}
+        return dict(self._conn.execute("SELECT id, weight FROM hotwords ORDER BY id").fetchall())
 
     def counts(self) -> dict[str, int]:
         return dict(self._conn.execute("SELECT namespace, COUNT(*) FROM hotwords GROUP BY namespace"))

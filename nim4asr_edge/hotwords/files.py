@@ -1,0 +1,161 @@
+"""The derived files of an index directory: writing them crash-safely, and checking them against the store on open.
+
+Each derived file carries the store generation ``N`` in its name (``index.g<N>.hnsw``, ``matcher.g<N>.bin``,
+``entries.g<N>.npz``) and is written to a temporary name, fsynced and renamed; the sidecar ``index.json`` (format,
+generation, graph and embedding settings, inventory, G2P, size and sha256 of every file) is replaced last, then
+older generations are deleted. A crash at any point leaves either the old, complete set (whose generation no
+longer matches the store: :class:`StaleIndex` on open) or the new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import hnswlib
+
+from ..errors import HotwordError
+from .embed import EmbeddingSpec
+from .entries import EntryTable
+from .graph import SPACE, load_graph
+from .matcher import ExactMatcher
+from .options import IndexOptions
+from .store import STORE_FILE, HotwordStore
+
+__all__ = ["SIDECAR", "StaleIndex", "fsync_dir", "fsync_file", "load_derived", "read_sidecar", "save_derived",
+           "sha256"]
+
+SIDECAR = "index.json"
+INDEX_FORMAT = "nim4asr-hotword-index"
+INDEX_VERSION = 1
+_DERIVED_PREFIXES = ("index.g", "matcher.g", "entries.g")
+
+
+class StaleIndex(Exception):
+    """The derived files do not match the store (reason in the message)."""
+
+
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):  # not every platform/filesystem can fsync a directory
+        fsync_file(path)
+
+
+def sha256(path: Path) -> str:
+    from ..manifest import sha256_file
+
+    return sha256_file(path)
+
+
+def read_sidecar(directory: Path) -> tuple[dict, IndexOptions]:
+    """The sidecar of ``directory`` and the index options it records; StaleIndex if it is missing or unreadable."""
+    try:
+        sidecar = json.loads((directory / SIDECAR).read_text(encoding="utf-8"))
+        options = IndexOptions(dim=int(sidecar["dim"]), M=int(sidecar["M"]),
+                               ef_construction=int(sidecar["ef_construction"]),
+                               ngram_weights=tuple(sidecar["embedding"]["weights"]))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise StaleIndex(f"sidecar {SIDECAR} is missing or unreadable ({exc})") from None
+    return sidecar, options
+
+
+def save_derived(directory: Path, generation: int, write_graph: Callable[[Path], None], matcher: ExactMatcher,
+                 entries: EntryTable, *, options: IndexOptions, ef: int, inventory: Sequence[str], g2p_name: str,
+                 spec: EmbeddingSpec, elements: int) -> None:
+    """Write the derived files of store generation ``generation``, then the sidecar; delete older generations.
+
+    ``write_graph(path)`` saves the graph (of ``elements`` elements) at ``path``, a temporary name: the caller owns
+    the graph, so it may renumber the file and swap its graph for the renumbered one there.
+    """
+    d = directory
+    names = {"hnsw": f"index.g{generation}.hnsw", "matcher": f"matcher.g{generation}.bin",
+             "entries": f"entries.g{generation}.npz"}
+    files = {}
+    for kind, name in names.items():
+        tmp = d / (name + ".tmp")
+        if kind == "hnsw":
+            write_graph(tmp)
+        elif kind == "matcher":
+            matcher.save(str(tmp))
+        else:
+            with open(tmp, "wb") as f:
+                entries.save(f)
+        fsync_file(tmp)
+        os.replace(tmp, d / name)
+        files[kind] = {"name": name, "size": (d / name).stat().st_size, "sha256": sha256(d / name)}
+    sidecar = {
+        "format": INDEX_FORMAT, "format_version": INDEX_VERSION, "generation": generation, "space": SPACE,
+        "dim": options.dim, "M": options.M, "ef_construction": options.ef_construction,
+        "ef": ef, "inventory": list(inventory), "g2p": g2p_name,
+        "embedding": spec.to_json(), "count": entries.live_count(),
+        "elements": int(elements), "files": files, "written": time.time(),
+    }
+    tmp = d / (SIDECAR + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(sidecar, f, ensure_ascii=False, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, d / SIDECAR)
+    fsync_dir(d)
+    keep = set(names.values()) | {SIDECAR, STORE_FILE}
+    for p in d.iterdir():
+        if p.name.startswith(_DERIVED_PREFIXES) and p.name not in keep:
+            p.unlink(missing_ok=True)
+
+
+def load_derived(directory: Path, sidecar: dict, verify: str, store: HotwordStore, inventory: Sequence[str],
+                 spec: EmbeddingSpec, boundary: int,
+                 ) -> tuple[EntryTable, ExactMatcher, hnswlib.Index, threading.Thread | None]:
+    """The entry table, matcher and graph described by ``sidecar``, with the graph's huge-pages thread (graph.py).
+
+    StaleIndex if they do not match the store (generation, inventory, embedding, entry count) or a file is missing,
+    of another size, unreadable, or (``verify="full"``) does not match its sha256.
+    """
+    d = directory
+    if sidecar.get("format") != INDEX_FORMAT or sidecar.get("format_version") != INDEX_VERSION:
+        raise StaleIndex(f"sidecar is not a version-{INDEX_VERSION} {INDEX_FORMAT} file")
+    if sidecar.get("generation") != store.generation:
+        raise StaleIndex(f"index generation {sidecar.get('generation')} != store generation {store.generation} "
+                         "(the store changed after the index was written, e.g. an interrupted update)")
+    if sidecar.get("inventory") != list(inventory):
+        raise StaleIndex("index was built for a different phoneme inventory than its store")
+    if sidecar.get("space") != SPACE or EmbeddingSpec.from_json(sidecar["embedding"]) != spec:
+        raise StaleIndex("index uses a different space or embedding than this SDK")
+    paths = {}
+    for kind in ("hnsw", "matcher", "entries"):
+        info = sidecar["files"][kind]
+        p = d / info["name"]
+        if not p.is_file():
+            raise StaleIndex(f"{info['name']} is missing")
+        if p.stat().st_size != info["size"]:
+            raise StaleIndex(f"{info['name']} has {p.stat().st_size} bytes, the sidecar says {info['size']} "
+                             "(truncated or replaced)")
+        if verify == "full" and sha256(p) != info["sha256"]:
+            raise StaleIndex(f"{info['name']} does not match its sha256 (damaged or replaced)")
+        paths[kind] = p
+    try:
+        entries = EntryTable.load(paths["entries"])
+        matcher = ExactMatcher.load(str(paths["matcher"]), boundary)
+    except HotwordError as exc:
+        raise StaleIndex(str(exc)) from None
+    try:
+        graph, huge_pages = load_graph(paths["hnsw"], spec.dim, max(1024, int(sidecar["elements"]) + 1024))
+    except RuntimeError as exc:
+        raise StaleIndex(f"{paths['hnsw'].name} is unreadable ({exc})") from None
+    if graph.element_count != sidecar["elements"] or len(entries.ids) != sidecar["elements"]:
+        raise StaleIndex("HNSW element count disagrees with the sidecar")
+    if entries.live_count() != sum(store.counts().values()):
+        raise StaleIndex("entry count disagrees with the store")
+    return entries, matcher, graph, huge_pages

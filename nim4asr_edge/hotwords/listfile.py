@@ -1,0 +1,104 @@
+"""Hotword list files (txt/csv, weights, comments) and the other entry forms ``build``/``add`` accept, normalised
+to numbered rows with a problem per unusable line; and writing a list back (``export``)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from ..errors import HotwordError
+
+__all__ = ["MAX_WEIGHT", "Entries", "iter_entries", "read_hotword_list", "write_hotword_list"]
+
+MAX_WEIGHT = 100.0  # weights are relative priorities in (0, MAX_WEIGHT]
+
+# What `build`/`add` accept: texts, (text, weight) pairs, or a path to a txt/csv list.
+Entries = str | os.PathLike | Iterable[str | tuple[str, float]]
+
+
+def read_hotword_list(path: str | os.PathLike) -> Iterator[tuple[int, str, float | None, str | None]]:
+    """Yield (line, text, weight or None, problem or None) from a txt or csv hotword list.
+
+    txt: one hotword per line, optional weight after a tab (``NIO House<TAB>2.5``); ``#`` starts a comment line.
+    csv (``.csv``): columns text[,weight]; a first row ``text,weight`` is a header; ``#`` lines are comments.
+    Blank lines are skipped silently (they carry no entry); every other line yields a row.
+    """
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise HotwordError(f"cannot read hotword list {p}: {exc.strerror or exc}") from exc
+    try:
+        content = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise HotwordError(f"hotword list {p} is not UTF-8 (byte {exc.start}): save it as UTF-8") from exc
+    if "\x00" in content:
+        raise HotwordError(f"hotword list {p} contains NUL bytes: it is not a text file")
+    is_csv = p.suffix.lower() == ".csv"
+    lines = content.splitlines()
+    for no, line in enumerate(lines, start=1):
+        s = line.strip()
+        if not s or s.startswith("#"):
+            continue
+        if is_csv:
+            row = next(csv.reader(io.StringIO(line)))
+            if no == 1 and [c.strip().lower() for c in row[:2]] in (["text", "weight"], ["text"]):
+                continue
+            text, wtxt = row[0], (row[1] if len(row) > 1 else "")
+            if len(row) > 2:
+                yield no, text, None, f"expected 1 or 2 columns (text,weight), got {len(row)}"
+                continue
+        else:
+            text, _, wtxt = line.partition("\t")
+        weight, problem = _parse_weight(wtxt)
+        yield no, text.strip(), weight, problem
+
+
+def _parse_weight(wtxt: str) -> tuple[float | None, str | None]:
+    wtxt = wtxt.strip()
+    if not wtxt:
+        return None, None
+    try:
+        w = float(wtxt)
+    except ValueError:
+        return None, f"weight {wtxt!r} is not a number"
+    if not (0 < w <= MAX_WEIGHT):
+        return None, f"weight {w} is outside (0, {MAX_WEIGHT:g}]"
+    return w, None
+
+
+def iter_entries(entries: Entries) -> Iterator[tuple[int, str, float | None, str | None]]:
+    """Normalise the accepted entry forms to (line, text, weight, problem)."""
+    if isinstance(entries, (str, os.PathLike)) and (isinstance(entries, os.PathLike) or os.path.exists(entries)):
+        yield from read_hotword_list(entries)
+        return
+    if isinstance(entries, str):
+        raise HotwordError(f"hotword list {entries!r} does not exist (pass a list of texts for in-memory words)")
+    for no, item in enumerate(entries, start=1):
+        if isinstance(item, str):
+            yield no, item, None, None
+        elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+            try:
+                w = float(item[1])
+            except (TypeError, ValueError):
+                yield no, item[0], None, f"weight {item[1]!r} is not a number"
+                continue
+            yield (no, item[0], w, None) if 0 < w <= MAX_WEIGHT else (
+                no, item[0], None, f"weight {w} is outside (0, {MAX_WEIGHT:g}]")
+        else:
+            raise HotwordError(f"hotword entry {no} is {type(item).__name__}; expected a text or (text, weight)")
+
+
+def write_hotword_list(path: str | os.PathLike, rows: Iterable[tuple[str, float]], header: str) -> None:
+    """Write (text, weight) rows as a txt list that :func:`read_hotword_list` reads back, after a ``# header``
+    comment line; written to a temporary name, fsynced and renamed."""
+    tmp = Path(str(path) + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(f"# {header}\n")
+        f.writelines(f"{text}\t{weight:g}\n" for text, weight in rows)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,118 @@
+"""How an index is built and searched: :class:`IndexOptions`, :class:`SearchOptions` and the acceptance rule.
+
+An approximate hit on an entry of ``n`` phonemes whose best alignment costs ``cost`` is accepted when
+``1 - cost / n >= min_score`` and ``cost <= max_cost_per_phoneme * (n - cost_free_phonemes)``; by default the free
+phonemes follow the number of entries searched (:func:`cost_free_for`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["MAX_PHONEMES", "IndexOptions", "SearchOptions", "cost_free_for"]
+
+MAX_PHONEMES = 64  # longer entries are refused (a hotword, not a sentence)
+FREE_AT_1M, FREE_PER_DECADE, FREE_MIN, FREE_MAX = 5.5, 1.0, 2.0, 6.5  # cost_free_for (bench/hotwords_size_sweep.py;
+# 10M: docs/HOTWORDS.md)
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    """How the derived search files are built; recorded in the sidecar."""
+
+    dim: int = 128  # embedding width; 1 M entries x 128 float32 = 512 MB of vectors
+    M: int = 16  # HNSW graph degree
+    ef_construction: int = 160  # HNSW build breadth (160 vs 80 at 1M: +0.02 recall at 20 % error at the same ef)
+    threads: int = 0  # build threads (0 = all cores)
+    ngram_weights: tuple[float, float, float] = (1.0, 1.0, 0.0)  # weight of phoneme 1-, 2-, 3-grams
+
+
+def cost_free_for(entries: int) -> float:
+    """Default free phonemes of the length-aware rule for a search over ``entries`` entries.
+
+    ``5.5 + log10(entries / 1e6)`` within [2, 6.5]: 6.5 from ten million entries, 5.5 at a million, 4.5 at 100,000,
+    3.5 at 10,000, 2 up to about 300. Calibrated so that hotword-free speech gets about half a false hint per
+    27-word utterance at every list size (``bench/hotwords_size_sweep.py``; docs/HOTWORDS.md).
+    """
+    decades = np.log10(max(int(entries), 1) / 1e6)
+    return float(np.clip(FREE_AT_1M + FREE_PER_DECADE * decades, FREE_MIN, FREE_MAX))
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """How a hypothesis is searched. Override with ``dataclasses.replace``.
+
+    Acceptance of an approximate hit for an entry of ``n`` phonemes (word boundaries excluded) whose best alignment
+    costs ``cost`` edits: ``1 - cost / n >= min_score`` and, unless ``max_cost_per_phoneme`` is None, the
+    length-aware rule ``cost <= max_cost_per_phoneme * (n - cost_free_phonemes)``. The first
+    ``cost_free_phonemes`` phonemes of an entry earn no error allowance: a short entry matched with two or three
+    errors is most often a chance match among a large list, while a long entry with 20-30 % errors rarely is.
+    With the defaults at a million entries an entry of 8 phonemes may cost 1.25 (costs are multiples of 0.25: one
+    error plus a misplaced word boundary is too much), 12 phonemes 3.25, 20 phonemes 7.25; entries of 6 phonemes or
+    fewer are in effect matched exactly only. Substitutions the CTC head often makes cost less than 1 (``costs.py``).
+
+    Chance matches grow with the number of entries searched, so by default (``cost_free_phonemes=None``) the free
+    phonemes grow with it too (:func:`cost_free_for`): 5.5 at a million entries, 6.5 at ten million, fewer for a
+    short list, which may accept a 7-phoneme name with one error where a million-entry list may not. :meth:`HotwordIndex.search` resolves
+    it for the entries it searches (:meth:`for_entries`).
+    """
+
+    ef: int = 48  # HNSW search breadth (>= candidates); 1M: recall as 64 for 0.85x the time (bench --ef-sweep)
+    candidates: int = 16  # HNSW neighbours taken per window
+    max_window_words: int = 4  # windows of 1..this many words start at every word
+    min_similarity: float = 0.35  # cosine similarity a neighbour needs to be verified
+    min_score: float = 0.6  # 1 - edit cost / entry phonemes an approximate hit needs
+    max_cost_per_phoneme: float | None = 0.5  # length-aware rule: allowance per phoneme beyond the free ones
+    cost_free_phonemes: float | None = None  # phonemes of each entry that earn no error allowance; None: by size
+    max_length_ratio: float = 0.35  # |window - entry| phonemes allowed, relative to the entry's length
+    max_verify: int = 400  # most similar (entry, window) candidates verified by edit distance per search
+    approx_min_phonemes: int = 5  # entries with fewer phonemes are only matched exactly
+    threads: int = 1  # HNSW query threads
+    prune: bool = True  # skip windows and candidates whose length rules out acceptance (False: check them all)
+    phoneme_costs: bool = True  # the index's substitution costs (see costs.py); False: every substitution costs 1
+    exact: bool = True  # run the exact matcher
+    approximate: bool = True  # run the HNSW stage
+
+    def __post_init__(self) -> None:
+        if self.candidates < 1 or self.ef < self.candidates:
+            raise ValueError(f"need 1 <= candidates <= ef, got candidates={self.candidates}, ef={self.ef}")
+        if not 0.0 < self.min_score <= 1.0:
+            raise ValueError(f"min_score must be in (0, 1], got {self.min_score}")
+        if self.max_window_words < 1:
+            raise ValueError("max_window_words must be >= 1")
+        if self.max_cost_per_phoneme is not None and not 0.0 < self.max_cost_per_phoneme <= 1.0:
+            raise ValueError(f"max_cost_per_phoneme must be in (0, 1] or None, got {self.max_cost_per_phoneme}")
+        if self.cost_free_phonemes is not None and not 0.0 <= self.cost_free_phonemes < MAX_PHONEMES:
+            raise ValueError(f"cost_free_phonemes must be in [0, {MAX_PHONEMES}), got {self.cost_free_phonemes}")
+
+    def for_entries(self, n: int) -> SearchOptions:
+        """These options for a search over ``n`` entries: ``cost_free_phonemes`` resolved if it is None."""
+        if self.cost_free_phonemes is not None:
+            return self
+        return dataclasses.replace(self, cost_free_phonemes=cost_free_for(n))
+
+    def max_cost(self, nphon: np.ndarray) -> np.ndarray:
+        """Largest edit cost an approximate hit on entries of `nphon` phonemes may have (negative: none)."""
+        n = np.asarray(nphon, np.float64)
+        limit = (1.0 - self.min_score) * n
+        if self.max_cost_per_phoneme is not None:
+            if self.cost_free_phonemes is None:
+                raise ValueError("cost_free_phonemes is None (by list size): resolve it with for_entries(n) first")
+            limit = np.minimum(limit, self.max_cost_per_phoneme * (n - self.cost_free_phonemes))
+        return limit
+
+    def span_can_match(self, nphon: np.ndarray) -> np.ndarray:
+        """Whether a hypothesis span of `nphon` phonemes can be an approximate hit on an entry of any length.
+
+        Aligning an entry of n phonemes to a span of p costs at least |n - p| (see ``_length_bound``); a hit must
+        also pass the window-length filter (``max_length_ratio``) and, when the exact matcher runs, cost at least
+        0.5 (a zero-cost alignment is an exact match, found by the exact stage).
+        """
+        n_e = np.arange(self.approx_min_phonemes, MAX_PHONEMES + 1, dtype=np.float64)
+        limit = np.minimum(self.max_cost(n_e), self.max_length_ratio * n_e + 1)
+        limit[self.max_cost(n_e) < (0.5 if self.exact else 0.0) - 1e-4] = -1.0
+        p = np.asarray(nphon, np.float64)[:, None]
+        return (np.abs(p - n_e[None, :]) <= limit[None, :] + 1e-4).any(axis=1)

@@ -1,0 +1,380 @@
+"""Retrieval over a CTC phoneme hypothesis: :class:`IndexSearch`, the search half of :class:`~.index.HotwordIndex`.
+
+1. exact: every entry whose phoneme string occurs between word boundaries in the hypothesis (Aho-Corasick);
+2. approximate: for each word start and each window of 1..``max_window_words`` words whose length an accepted hit
+   could have, the HNSW neighbours of the window's embedding (hashed phoneme n-grams; identical windows once, all
+   in one hnswlib call) are candidates, unless their length alone rules out acceptance;
+3. every candidate is verified by edit distance against the hypothesis from the window's start (free end;
+   substitutions the CTC head often makes cost less, see costs.py and verify.py);
+   ``score = 1 - cost / phonemes``; approximate hits need ``score >= min_score`` and, by default, a cost within
+   the length-aware allowance ``max_cost_per_phoneme * (phonemes - cost_free_phonemes)`` (:class:`SearchOptions`);
+4. a hit inside the span of a longer hit with at least its score is dropped (longest match wins: "NIO House"
+   over "NIO"); the rest are ranked by score, then length, then weight; the best ``top_k`` are returned.
+
+:class:`IndexSearch` reads the state :class:`~.index.HotwordIndex` owns (entry table, graph, matcher, store) and
+changes only its caches. Besides :meth:`IndexSearch.search` it offers a few hooks for benchmarks and experiments
+(:meth:`~IndexSearch.windows`, :meth:`~IndexSearch.embed_sequences`, :meth:`~IndexSearch.graph_knn`,
+:meth:`~IndexSearch.set_neighbour_lookup`, :meth:`~IndexSearch.search_candidates`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import hnswlib
+import numpy as np
+
+from ..errors import HotwordError
+from . import graph
+from .accumulate import LookupCache
+from .costs import PhonemeCosts
+from .embed import EmbeddingSpec, embed, nearest
+from .entries import EntryTable
+from .g2p import G2P
+from .graph import KnnFn
+from .hits import HotwordHit
+from .matcher import ExactMatcher
+from .options import MAX_PHONEMES, SearchOptions
+from .store import HotwordStore
+from .verify import PAD, align_scores
+
+__all__ = ["NAMESPACE_EXACT_MAX", "IndexSearch"]
+
+# A namespace with at most this many entries inside a larger index is searched exactly (numpy) instead of through
+# the HNSW graph with a filter, which must walk most of the graph to find a small namespace's neighbours (an
+# 84-entry namespace in a 1M index: 45-76 s per 3-s clip filtered, 1.6 ms exactly).
+NAMESPACE_EXACT_MAX = 100_000
+
+Best = dict[int, tuple[float, int, int, str]]  # entry row -> (score, start, end, method) of its best hit so far
+
+
+class IndexSearch:
+    """Search over the state of a :class:`~.index.HotwordIndex`, which inherits it and owns that state."""
+
+    # the state HotwordIndex sets up (see its __init__)
+    inventory: list[str]
+    search_options: SearchOptions
+    generation: int
+    _store: HotwordStore
+    _sym: dict[str, int]
+    _boundary: int
+    _blank: int
+    _spec: EmbeddingSpec
+    _entries: EntryTable
+    _hnsw: hnswlib.Index | None
+    _matcher: ExactMatcher
+    _ef: int  # the ef the graph was last set to
+    _ns_of: dict[int, int] | None  # label -> namespace index, for the filtered graph search
+    _ns_exact: dict[int, tuple[np.ndarray, np.ndarray]]  # small namespace -> (embeddings, ids)
+    _costs: PhonemeCosts | None
+    _sub_cost: np.ndarray | None
+    _neighbour_lookup: KnnFn | None = None  # replaces the graph in the approximate stage (set_neighbour_lookup)
+
+    @property
+    def g2p(self) -> G2P:
+        raise NotImplementedError  # HotwordIndex
+
+    def _require_open(self) -> HotwordStore:
+        raise NotImplementedError  # HotwordIndex
+
+    def _encode_symbols(self, symbols: Sequence[str]) -> np.ndarray:
+        """Inventory ids of phoneme symbols (uint8)."""
+        try:
+            return np.array([self._sym[s] for s in symbols], np.uint8)
+        except KeyError as exc:
+            raise HotwordError(f"phoneme {exc.args[0]!r} is not in the index's inventory") from None
+
+    @property
+    def costs(self) -> PhonemeCosts | None:
+        """The verifier's substitution costs (None: every substitution costs 1)."""
+        return self._costs
+
+    def set_costs(self, costs: PhonemeCosts | None) -> None:
+        """Use ``costs`` (measured for this index's inventory) in verification; None for unit costs."""
+        self._sub_cost = None if costs is None else costs.matrix(self.inventory)
+        self._costs = costs
+
+    def search_text(self, text: str, top_k: int = 10, namespace: str | None = None,
+                    options: SearchOptions | None = None) -> list[HotwordHit]:
+        """Phonemise `text` with the store's G2P and :meth:`search` it (for the CLI and tests)."""
+        pron = self.g2p.pronounce([text])[0]
+        if pron.problem is not None:
+            raise HotwordError(f"cannot phonemise the query {text!r}: {pron.problem}")
+        return self.search(pron.phonemes, top_k, namespace, options)
+
+    def clean_hypothesis(self, phonemes: Sequence[str]) -> np.ndarray:
+        """Inventory ids of a phoneme hypothesis: blanks dropped, repeated/leading/trailing boundaries removed."""
+        ids = self._encode_symbols(phonemes) if len(phonemes) else np.zeros(0, np.uint8)
+        ids = ids[ids != self._blank] if self._blank >= 0 else ids
+        if len(ids):
+            b = ids == self._boundary
+            keep = ~(b & np.concatenate([[True], b[:-1]]))
+            ids = ids[keep]
+            if len(ids) and ids[-1] == self._boundary:
+                ids = ids[:-1]
+        return ids
+
+    def search(self, phonemes: Sequence[str], top_k: int = 10, namespace: str | None = None,
+               options: SearchOptions | None = None, cache: LookupCache | None = None) -> list[HotwordHit]:
+        """Hotwords in a CTC phoneme hypothesis (inventory symbols, "|" between words).
+
+        Positions in the hits index the hypothesis after :meth:`clean_hypothesis`. ``cache``: reuse the lookups of
+        earlier searches over the same growing hypothesis (see :class:`LookupCache`); the hits are the same.
+        """
+        self._require_open()
+        hyp = self.clean_hypothesis(phonemes)
+        if len(hyp) == 0 or top_k <= 0 or not self._entries.live_count():
+            return []
+        ent = self._entries
+        ns_id = None
+        if namespace is not None:
+            if namespace not in ent.namespaces:
+                return []
+            ns_id = ent.namespaces.index(namespace)
+        live = ent.live_count(ns_id)
+        opt = (options or self.search_options).for_entries(live)
+        # best[row] = (score, start, end, method)
+        best: Best = {}
+        if opt.exact:
+            self._exact(hyp, ns_id, best)
+        if opt.approximate and live:
+            self._approximate(hyp, opt, ns_id, live, best, cache)
+        return self._rank(best, top_k)
+
+    def _exact(self, hyp: np.ndarray, ns_id: int | None, best: Best) -> None:
+        ent = self._entries
+        for start, end, entry_ids in self._matcher.find(hyp):
+            for r in ent.rows_of(np.asarray(entry_ids, np.int64)):
+                if ent.live[r] and (ns_id is None or ent.ns[r] == ns_id):
+                    best[int(r)] = (1.0, start, end, "exact")
+
+    def _windows(self, hyp: np.ndarray, opt: SearchOptions) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+        """Word windows to look up: (phoneme id sequences, start positions, phonemes per window)."""
+        b = np.flatnonzero(hyp == self._boundary)
+        starts = np.concatenate([[0], b + 1])
+        ends = np.concatenate([b, [len(hyp)]])
+        seqs, win_start, win_len = [], [], []
+        for wi, s in enumerate(starts):
+            for c in range(opt.max_window_words):
+                if wi + c >= len(starts):
+                    break
+                e = ends[wi + c]
+                n = int(e - s) - c  # phonemes, boundaries excluded
+                if n > MAX_PHONEMES + MAX_PHONEMES // 2:
+                    break
+                if n >= opt.approx_min_phonemes:
+                    seqs.append(hyp[s:e])
+                    win_start.append(int(s))
+                    win_len.append(n)
+        win_start_a, win_len_a = np.asarray(win_start, np.int64), np.asarray(win_len, np.int64)
+        if opt.prune and seqs:
+            # a window whose length no acceptable hit can have would only find hits on other spans from its
+            # start, which the windows of those spans look up themselves
+            useful = opt.span_can_match(win_len_a)
+            seqs = [q for q, u in zip(seqs, useful) if u]
+            win_start_a, win_len_a = win_start_a[useful], win_len_a[useful]
+        return seqs, win_start_a, win_len_a
+
+    def _approximate(self, hyp: np.ndarray, opt: SearchOptions, ns_id: int | None, live: int,
+                     best: Best, cache: LookupCache | None = None) -> None:
+        ent = self._entries
+        seqs, win_start, win_len = self._windows(hyp, opt)
+        if not seqs:
+            return
+        k = min(opt.candidates, live)
+        if k <= 0:
+            return
+        if self._ef != opt.ef:
+            self._hnsw.set_ef(opt.ef)
+            self._ef = opt.ef
+        # Identical windows (a repeated word or phrase) have the same neighbours: look each up once, in one call.
+        first: dict[bytes, int] = {}
+        which = np.array([first.setdefault(s.tobytes(), len(first)) for s in seqs], np.int64)
+        keys = list(first)
+        uniq = [seqs[i] for i in np.unique(which, return_index=True)[1]]
+        known = cache.take((id(self._hnsw), self.generation, ns_id, k, opt.ef), keys) if cache is not None \
+            else [None] * len(keys)
+        todo = [i for i, kn in enumerate(known) if kn is None]
+        labels = np.empty((len(keys), k), np.int64)
+        dist = np.empty((len(keys), k), np.float32)
+        if todo:
+            lab, dd = self._lookup(embed([uniq[i] for i in todo], len(self.inventory), self._spec), k, opt, ns_id,
+                                   live)
+            labels[todo], dist[todo] = lab, dd
+            if cache is not None:
+                cache.put([keys[i] for i in todo], labels[todo], dist[todo])
+                cache.lookups += len(todo)
+        for i, kn in enumerate(known):
+            if kn is not None:
+                labels[i], dist[i] = kn
+        if cache is not None:
+            cache.reused += len(keys) - len(todo)
+        labels, dist = labels[which], dist[which]
+        ok = ((1.0 - dist) >= opt.min_similarity) & (labels >= 0)
+        if not ok.any():
+            return
+        win = np.broadcast_to(np.arange(len(seqs))[:, None], labels.shape)[ok]
+        rows = ent.rows_of(labels[ok].astype(np.int64))
+        sim = (1.0 - dist[ok]).astype(np.float32)
+        nph = ent.nphon[rows].astype(np.int64)
+        keep = np.abs(win_len[win] - nph) <= opt.max_length_ratio * nph + 1  # a window far from the entry's
+        keep &= ent.live[rows] & (nph >= opt.approx_min_phonemes)            # length cannot be its aligned span
+        if ns_id is not None:
+            keep &= ent.ns[rows] == ns_id
+        self._verify(hyp, rows[keep], win_start[win[keep]], sim[keep], opt, best)
+
+    def _lookup(self, vecs: np.ndarray, k: int, opt: SearchOptions, ns_id: int | None,
+                live: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` nearest entries of each window vector, in the whole index or in namespace ``ns_id``."""
+        ent = self._entries
+        if ns_id is None or len(ent.namespaces) == 1:
+            return self._knn(vecs, k, opt.threads, None)
+        if live <= NAMESPACE_EXACT_MAX:
+            return nearest(vecs, *self._namespace_vectors(ns_id), k)
+        # a large namespace: the graph with a filter callback finds its members often enough
+        if self._ns_of is None:  # label -> namespace
+            self._ns_of = dict(zip(ent.ids.tolist(), ent.ns.tolist()))
+        ns_of = self._ns_of
+        return self._knn(vecs, k, opt.threads, lambda label: ns_of.get(label) == ns_id)
+
+    def _verify(self, hyp: np.ndarray, rows: np.ndarray, st: np.ndarray, sim: np.ndarray, opt: SearchOptions,
+                best: Best) -> None:
+        """Verify candidate (entry row, start) pairs, most similar first, and record the accepted ones in ``best``."""
+        ent = self._entries
+        if len(rows) == 0:
+            return
+        order = np.argsort(-sim, kind="stable")  # most similar first, then keep the first of each pair
+        rows, st = rows[order], st[order]
+        _, firsts = np.unique(rows * (len(hyp) + 1) + st, return_index=True)
+        keep = np.sort(firsts)
+        rows, st = rows[keep], st[keep]
+        elen = (ent.offsets[rows + 1] - ent.offsets[rows]).astype(np.int64)
+        slack = np.maximum(2, elen // 3)
+        tlen = np.minimum(elen + slack, len(hyp) - st)
+        if opt.prune:
+            feasible = self._length_bound(hyp, rows, st, tlen) <= opt.max_cost(ent.nphon[rows]) + 1e-4
+            rows, st, elen, tlen = rows[feasible], st[feasible], elen[feasible], tlen[feasible]
+        rows, st, elen, tlen = rows[: opt.max_verify], st[: opt.max_verify], elen[: opt.max_verify], \
+            tlen[: opt.max_verify]
+        if len(rows) == 0:
+            return
+        m = int(elen.max())
+        idx = ent.offsets[rows][:, None] + np.arange(m)[None, :]
+        emat = np.where(np.arange(m)[None, :] < elen[:, None],
+                        ent.flat[np.minimum(idx, len(ent.flat) - 1)].astype(np.int64), PAD)
+        n = int(tlen.max())
+        tidx = st[:, None] + np.arange(n)[None, :]
+        tmat = np.where(np.arange(n)[None, :] < tlen[:, None], hyp[np.minimum(tidx, len(hyp) - 1)].astype(np.int64),
+                        PAD)
+        cost, matched = align_scores(emat, elen, tmat, tlen, self._boundary, word_end=True,
+                                     text_is_final=st + tlen >= len(hyp),
+                                     sub_cost=self._sub_cost if opt.phoneme_costs else None)
+        nphon = np.maximum(ent.nphon[rows], 1)
+        score = 1.0 - cost / nphon
+        accept = cost <= opt.max_cost(nphon) + 1e-4  # float32 costs are multiples of 0.25: exact
+        for r, s, sc, ml, ok in zip(rows.tolist(), st.tolist(), score.tolist(), matched.tolist(), accept.tolist()):
+            if not ok:
+                continue
+            old = best.get(r)
+            if old is None or sc > old[0]:
+                end = s + ml
+                while end > s and hyp[end - 1] == self._boundary:
+                    end -= 1
+                best[r] = (round(sc, 4), s, end, "approx" if old is None or old[3] != "exact" else "exact")
+
+    def _namespace_vectors(self, ns_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """(embeddings, ids) of a namespace's live entries, for its exact search; the last four built are kept."""
+        if ns_id not in self._ns_exact:
+            ent = self._entries
+            rows = np.flatnonzero(ent.live & (ent.ns == ns_id))
+            if len(self._ns_exact) >= 4:
+                self._ns_exact.pop(next(iter(self._ns_exact)))
+            self._ns_exact[ns_id] = (embed([ent.seq(int(r)) for r in rows], len(self.inventory), self._spec),
+                                     ent.ids[rows])
+        return self._ns_exact[ns_id]
+
+    def _length_bound(self, hyp: np.ndarray, rows: np.ndarray, st: np.ndarray, tlen: np.ndarray) -> np.ndarray:
+        """Lower bound on each (entry row, start) pair's verification cost: the phoneme-count difference.
+
+        Every edit that changes the number of phonemes (boundaries excluded) by one costs 1, so aligning an entry
+        of n phonemes to a span of p phonemes costs at least |n - p|; the bound is the smallest such difference
+        over the spans :func:`align_scores` may end at (word ends within ``tlen`` of the start).
+        """
+        is_b = hyp == self._boundary
+        cum = np.concatenate([[0], np.cumsum(~is_b)])  # phonemes in hyp[:j]
+        word_end = np.concatenate([np.flatnonzero(is_b), [len(hyp)]])  # exclusive end of every word
+        span = cum[word_end][None, :] - cum[st][:, None]  # (pairs, words): phonemes from the start to each end
+        valid = (word_end[None, :] > st[:, None]) & (word_end[None, :] - st[:, None] <= tlen[:, None])
+        diff = np.abs(self._entries.nphon[rows].astype(np.int64)[:, None] - span)
+        return np.where(valid, diff, MAX_PHONEMES * 4).min(axis=1)
+
+    def _knn(self, vecs: np.ndarray, k: int, threads: int, filt) -> tuple[np.ndarray, np.ndarray]:
+        if self._neighbour_lookup is not None:
+            return self._neighbour_lookup(vecs, k, threads, filt)
+        return graph.knn(self._hnsw, vecs, k, threads, filt)
+
+    def _rank(self, best: Best, top_k: int) -> list[HotwordHit]:
+        ent = self._entries
+        cands = sorted(best.items(), key=lambda kv: (-int(ent.nphon[kv[0]]), -kv[1][0]))
+        kept: list[tuple[int, tuple[float, int, int, str]]] = []
+        for r, (sc, s, e, how) in cands:
+            n = int(ent.nphon[r])
+            if any(ks <= s and e <= ke and int(ent.nphon[kr]) > n and ksc >= sc
+                   for kr, (ksc, ks, ke, _) in kept):
+                continue  # inside a longer, at least as good hit: longest match wins
+            kept.append((r, (sc, s, e, how)))
+        kept.sort(key=lambda kv: (-kv[1][0], -int(ent.nphon[kv[0]]), -float(ent.weight[kv[0]]), kv[1][1]))
+        kept = kept[:top_k]
+        info = self._store.get([int(ent.ids[r]) for r, _ in kept])
+        hits = []
+        for r, (sc, s, e, how) in kept:
+            eid = int(ent.ids[r])
+            if eid not in info:  # removed from the store by another process since the index was loaded
+                continue
+            text, weight, ns = info[eid]
+            phon = tuple(self.inventory[i] for i in ent.seq(r))
+            hits.append(HotwordHit(text, float(sc), s, e, how, phon, float(weight), ns, eid))
+        return hits
+
+    # ------------------------------------------------------------------------- hooks for benchmarks, experiments
+    def embed_sequences(self, seqs: Sequence[np.ndarray]) -> np.ndarray:
+        """The index's embeddings (as its graph holds them) of phoneme id sequences: (len(seqs), dim) float32."""
+        return embed(list(seqs), len(self.inventory), self._spec)
+
+    def windows(self, hyp: np.ndarray, options: SearchOptions | None = None) -> list[np.ndarray]:
+        """The word windows of a cleaned hypothesis (:meth:`clean_hypothesis`) that the approximate stage looks up,
+        identical ones included (:meth:`search` looks those up once)."""
+        return self._windows(hyp, (options or self.search_options).for_entries(self._entries.live_count()))[0]
+
+    def graph_knn(self, vecs: np.ndarray, k: int, threads: int = 1,
+                  ef: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """A raw hnswlib query of the HNSW graph: (labels, 1 - similarity) of the ``k`` nearest entries of each
+        vector, at search breadth ``ef`` (None: as last used). hnswlib raises RuntimeError where it finds fewer."""
+        if ef is not None and self._ef != ef:
+            self._hnsw.set_ef(ef)
+            self._ef = ef
+        return self._hnsw.knn_query(vecs, k=k, num_threads=threads)
+
+    def set_neighbour_lookup(self, lookup: KnnFn | None) -> None:
+        """Find the approximate stage's candidates with ``lookup(vecs, k, threads, filter) -> (labels, distances)``
+        (as :func:`.graph.knn` answers) instead of the HNSW graph; None: the graph again. Benchmarks put exact
+        neighbours here to measure the graph's recall."""
+        self._neighbour_lookup = lookup
+
+    def search_candidates(self, hyp: np.ndarray, rows: np.ndarray, starts: np.ndarray, similarity: np.ndarray,
+                          top_k: int = 10, options: SearchOptions | None = None) -> list[HotwordHit]:
+        """:meth:`search`'s exact stage, verification and ranking, with approximate candidates found elsewhere.
+
+        ``hyp``: a cleaned hypothesis (:meth:`clean_hypothesis`); candidate ``i`` is entry table row ``rows[i]``
+        (:attr:`~.index.HotwordIndex.entry_table`), verified from position ``starts[i]`` of ``hyp`` as the
+        approximate stage verifies its own (the ``max_verify`` most similar first). For experiments with other
+        candidate generators (bench/hotwords_anchor_experiment.py).
+        """
+        self._require_open()
+        opt = (options or self.search_options).for_entries(self._entries.live_count())
+        best: Best = {}
+        if opt.exact:
+            self._exact(hyp, None, best)
+        self._verify(hyp, np.asarray(rows, np.int64), np.asarray(starts, np.int64), np.asarray(similarity), opt,
+                     best)
+        return self._rank(best, top_k)
