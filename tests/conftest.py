@@ -32,3 +32,24 @@ def tiny_bundle(tiny_checkpoint, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("bundles") / "tiny"
     export_bundle(tiny_checkpoint, out, ExportOptions(quant=("int8", "fp32", "q8_0", "f32")), progress=lambda m: None)
     return out
+
+
+@pytest.fixture(scope="session")
+def one_word_index():
+    """A factory: an index holding one hotword, "Zorblax", pronounced as the given phonemes (a random model's
+    hypothesis can then contain a hotword)."""
+    from nim4asr_edge.hotwords import HotwordIndex
+    from nim4asr_edge.hotwords.g2p import BaseG2P
+
+    def make(phonemes, inventory):
+        class OneWord(BaseG2P):
+            name = "dict:zorblax"
+
+            def _convert(self, text):
+                if text.lower() != "zorblax":
+                    raise ValueError(f"no pronunciation for {text!r}")
+                return list(phonemes)
+
+        return HotwordIndex.from_words(["Zorblax"], g2p=OneWord(), inventory=inventory)
+
+    return make

@@ -96,7 +96,7 @@ def test_no_import_cycles_and_small_modules():
 
     cycles = [(a, b) for a in edges for b in edges[a] if reaches(b, a)]
     assert cycles == []
-    assert "nim4asr_edge.recognizer" not in edges["nim4asr_edge.stream"]
-    assert not any(reaches("nim4asr_edge.stream", m) for m in ["nim4asr_edge.recognizer"])
-    long = {str(f.relative_to(PACKAGE)): n for f in PACKAGE.rglob("*.py") if (n := len(f.read_text().splitlines())) > 500}
+    assert not reaches("nim4asr_edge.stream", "nim4asr_edge.recognizer")  # Stream depends on the engine alone
+    sizes = {str(f.relative_to(PACKAGE)): len(f.read_text().splitlines()) for f in PACKAGE.rglob("*.py")}
+    long = {name: n for name, n in sizes.items() if n > 500}
     assert long == {}

@@ -19,8 +19,7 @@ from nim4asr_edge.errors import BundleError  # noqa: E402
 from nim4asr_edge.evidence import EvidenceSource, HypothesisEvidence  # noqa: E402
 from nim4asr_edge.families import ModelFamily, Transcript, get_family, register_family  # noqa: E402
 from nim4asr_edge.guard import GuardOptions  # noqa: E402
-from nim4asr_edge.hotwords import ENGLISH_INVENTORY, HotwordIndex  # noqa: E402
-from nim4asr_edge.hotwords.g2p import BaseG2P  # noqa: E402
+from nim4asr_edge.hotwords import ENGLISH_INVENTORY  # noqa: E402
 from nim4asr_edge.manifest import FileEntry, Manifest  # noqa: E402
 from nim4asr_edge.models import HERE as SHIPPED  # noqa: E402
 from nim4asr_edge.prompt import PromptParts, PromptTemplate, check_language  # noqa: E402
@@ -39,8 +38,9 @@ class TaggedPrompt:
     def render(self, hints=(), language=None) -> PromptParts:
         check_language(self, language)
         context = "Context: " + "; ".join(hints) if hints else ""
+        answer = f"language {language}<asr_text>" if language else ""
         return PromptParts(f"<|im_start|>system\n{context}<|im_end|>\n<|im_start|>user\naudio:",
-                           "<|im_end|>\n<|im_start|>assistant\n" + (f"language {language}<asr_text>" if language else ""))
+                           f"<|im_end|>\n<|im_start|>assistant\n{answer}")
 
 
 class TaggedFamily(ModelFamily):
@@ -179,7 +179,7 @@ def test_forced_language_and_the_answer_parser(tagged_bundle, jfk):
         Recognizer(SHIPPED / "tiny-random", RecognizerOptions(language="English"))
 
 
-def test_first_pass_hotwords_bring_a_second_pass(tagged_bundle, rec, jfk):
+def test_first_pass_hotwords_bring_a_second_pass(tagged_bundle, rec, jfk, one_word_index):
     """No phoneme head: the first pass's transcript (through the G2P) is searched, and a hotword found there is
     decoded again as a hint. The random model's words are made into the hotword."""
     clip = jfk[: 3 * 16000]
@@ -187,15 +187,7 @@ def test_first_pass_hotwords_bring_a_second_pass(tagged_bundle, rec, jfk):
     heard = [s for s in first.phonemes.split() if s != "|"][:12]
     assert len(heard) >= 3, f"unusable first pass for this check: {first.text!r}"
 
-    class OneWord(BaseG2P):
-        name = "dict:zorblax"
-
-        def _convert(self, text):
-            if text.lower() != "zorblax":
-                raise ValueError(f"no pronunciation for {text!r}")
-            return list(heard)
-
-    with HotwordIndex.from_words(["Zorblax"], g2p=OneWord(), inventory=ENGLISH_INVENTORY) as index:
+    with one_word_index(heard, ENGLISH_INVENTORY) as index:
         with Recognizer(tagged_bundle, OPTS, hotwords=index) as hot:
             seg = hot.transcribe(clip, sample_rate=16000).segments[0]
             assert seg.passes == 2 and seg.hints == ("Zorblax",)

@@ -194,11 +194,9 @@ def test_kv_cache_discipline(rec, jfk):
     assert llm.n_past == decoder.n_prefix  # reset for the next utterance
 
 
-def test_hotwords_found_in_the_ctc_hypothesis_become_hints(tiny_bundle, jfk):
+def test_hotwords_found_in_the_ctc_hypothesis_become_hints(tiny_bundle, jfk, one_word_index):
     """A hotword whose pronunciation is in the model's phoneme hypothesis reaches the prompt. The tiny model's
     phonemes are random, so the hotword is made from them: a short slice gives a one-word hypothesis."""
-    from nim4asr_edge.hotwords import HotwordIndex
-    from nim4asr_edge.hotwords.g2p import BaseG2P
     from nim4asr_edge.phonemes import ctc_greedy
 
     clip = jfk[int(0.3 * 16000) : int(1.3 * 16000)]
@@ -209,15 +207,7 @@ def test_hotwords_found_in_the_ctc_hypothesis_become_hints(tiny_bundle, jfk):
         pron = [s for s in ctc_greedy(out.phoneme_logprobs, inventory).symbols if s != "|"]
     assert 3 <= len(pron) <= 64, f"unusable hypothesis for this check: {pron}"
 
-    class OneWord(BaseG2P):
-        name = "dict:zorblax"
-
-        def _convert(self, text):
-            if text.lower() != "zorblax":
-                raise ValueError(f"no pronunciation for {text!r}")
-            return list(pron)
-
-    with HotwordIndex.from_words(["Zorblax"], g2p=OneWord(), inventory=inventory) as index:
+    with one_word_index(pron, inventory) as index:
         with Recognizer(tiny_bundle, opts, hotwords=index) as rec:
             assert rec.transcribe(clip, sample_rate=16000).segments[0].hints == ("Zorblax",)
             assert rec.transcribe(np.zeros(16000, np.float32), sample_rate=16000).segments[0].hints == ()
