@@ -308,7 +308,10 @@ class Stream:
         self._chunks += 1
         self._prev_tokens = tokens
         keep = max(0, len(tokens) - o.rollback_tokens) if self._chunks > o.unstable_chunks else 0
-        stable = "" if d.withheld else self._decoder.llm.detokenize(tokens[:keep], final=False).strip()
+        prefix = self._decoder.llm.detokenize(tokens[:keep], final=False)
+        stable = self._engine.family.parse_output(prefix, d.transcript.language).text
+        if d.withheld or not d.text.startswith(stable):  # withheld, or cut inside the family's answer format
+            stable = ""
         self._emit("partial", d.text, stable, self._consumed, arrived, tokens, d.confidence, d.withheld,
                    d.transcript.language, d.passes)
 

@@ -207,6 +207,7 @@ def test_the_family_streams_through_the_engine(rec, jfk):
     events = _stream(rec, jfk)
     kinds = [e.kind for e in events]
     assert kinds.count("partial") >= 3 and kinds.count("final") == kinds.count("endpoint") >= 1
+    assert all(e.text.startswith(e.stable) for e in events if e.kind == "partial")
     final = next(e for e in events if e.kind == "final")
     start, end = int(round(final.start * 16000)), int(round(final.end * 16000))
     offline = rec.transcribe(jfk[start:end], sample_rate=16000).segments[0]
