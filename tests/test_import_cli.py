@@ -1,0 +1,57 @@
+"""`nim4asr-edge import`: arguments, the importer registry, and --from-hub against a local directory laid out like
+the hub's cache (never the network)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nim4asr_edge.cli import main
+from nim4asr_edge.errors import ExportError
+
+pytest.importorskip("torch", reason="importers need the `export` extra")
+hub = pytest.importorskip("huggingface_hub", reason="--from-hub needs the `hub` extra")
+
+from nim4asr_export.importers import ImportOptions, import_model  # noqa: E402
+from nim4asr_export.importers.hub import fetch_model_dir  # noqa: E402
+
+
+def hub_cache(root: Path, repo_id: str, files: dict[str, bytes], commit: str = "0" * 40) -> Path:
+    """A hub cache holding one snapshot of ``repo_id``: ``models--ORG--NAME/{refs/main, snapshots/COMMIT/...}``."""
+    repo = root / ("models--" + repo_id.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    snap = repo / "snapshots" / commit
+    for name, data in files.items():
+        (snap / name).parent.mkdir(parents=True, exist_ok=True)
+        (snap / name).write_bytes(data)
+    return snap
+
+
+def test_from_hub_reads_the_hub_cache(tmp_path):
+    snap = hub_cache(tmp_path, "Org/Tiny", {"config.json": b"{}", "sub/model.pt": b"x"})
+    got = fetch_model_dir("Org/Tiny", cache_dir=tmp_path, offline=True)
+    assert got == snap and (got / "sub" / "model.pt").read_bytes() == b"x"
+    with pytest.raises(ExportError, match="cannot get 'Org/Missing' in the local hub cache"):
+        fetch_model_dir("Org/Missing", cache_dir=tmp_path, offline=True)
+    with pytest.raises(ExportError, match="repository id like 'Org/Model'"):
+        fetch_model_dir("not-a-repo", cache_dir=tmp_path, offline=True)
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["import", "martian", "src", "out"], "unknown model family 'martian'"),
+    (["import", "fun-asr-nano", "src", "out", "--from-hub", "Org/Model"], "with --from-hub give only OUT"),
+    (["import", "fun-asr-nano", "only-one"], "give SRC and OUT"),
+    (["import", "qwen3-asr", "/nonexistent/dir", "out"], "is not a directory"),
+    (["import", "qwen3-asr", ".", "out", "--quant", "int3"], "unknown quantisation int3"),
+])
+def test_cli_refuses_bad_arguments(argv, match, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert match in capsys.readouterr().err
+
+
+def test_import_model_names_the_family():
+    with pytest.raises(ExportError, match="known: fun-asr-nano, qwen3-asr"):
+        import_model("whisper", ".", "out", ImportOptions())
