@@ -24,8 +24,8 @@ def fetch_model_dir(repo_id: str, cache_dir: str | Path | None = None, revision:
     if "/" not in repo_id or repo_id.count("/") != 1:
         raise ExportError(f"--from-hub takes a repository id like 'Org/Model', got {repo_id!r}")
     try:
-        path = hub.snapshot_download(repo_id, revision=revision, cache_dir=None if cache_dir is None else str(cache_dir),
-                                     local_files_only=offline)
+        cache = None if cache_dir is None else str(cache_dir)
+        path = hub.snapshot_download(repo_id, revision=revision, cache_dir=cache, local_files_only=offline)
     except Exception as exc:  # huggingface_hub raises its own HTTP / cache errors
         where = "in the local hub cache" if offline else "on the hub"
         raise ExportError(f"cannot get {repo_id!r} {where}: {exc}") from exc
