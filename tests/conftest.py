@@ -1,5 +1,6 @@
 """Shared fixtures: one seeded tiny checkpoint and its exported bundle per test session."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -53,3 +54,27 @@ def one_word_index():
         return HotwordIndex.from_words(["Zorblax"], g2p=OneWord(), inventory=inventory)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def qwen_vocab_gguf() -> Path:
+    """llama.cpp's ggml-vocab-qwen2.gguf, from the llama-cpp-python source distribution (fetched with pip from the
+    package registry on first use and cached; a failed fetch skips, except in CI where it fails)."""
+    pytest.importorskip("gguf", reason="needs the export extra")
+    from nim4asr_edge.errors import ExportError
+    from nim4asr_export.qwen_tokenizer import fetch_qwen2_vocab
+
+    try:
+        return fetch_qwen2_vocab()
+    except ExportError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"the Qwen2 vocabulary could not be fetched: {exc}")
+
+
+@pytest.fixture(scope="session")
+def qwen_tokenizer_json(qwen_vocab_gguf, tmp_path_factory) -> Path:
+    """A Qwen3 tokenizer.json (the Qwen2 BPE and Qwen3's added tokens), built offline once per test session."""
+    from nim4asr_export.qwen_tokenizer import qwen_tokenizer_json as build
+
+    return build(qwen_vocab_gguf, tmp_path_factory.mktemp("qwen-tokenizer"))
