@@ -92,3 +92,62 @@ def test_mic_without_extra_or_device_is_one_line(capsys, monkeypatch):
         pytest.skip("sounddevice is installed; this checks the message when it is not")
     rc, _, err = _run(capsys, "mic")
     assert rc == 2 and "pip install 'nim4asr-edge[mic]'" in err and err.count("\n") == 1
+
+
+@pytest.fixture(scope="module")
+def reference_jfk_args():
+    """The shipped reference bundle on jfk.wav: its guard withholds the model's text (confidence 0.18)."""
+    from nim4asr_edge.models import HERE
+
+    bundle = HERE / "nim4asr-ref-en"
+    if not (bundle / "manifest.json").is_file():
+        pytest.skip("the reference bundle is not in this install")
+    return [str(JFK), "--model", str(bundle), "-t", "2", "--no-progress"]
+
+
+def test_a_withheld_segment_is_visible(reference_jfk_args, capsys):
+    rc, out, err = _run(capsys, "transcribe", *reference_jfk_args)
+    assert rc == 0 and out == "[withheld: low confidence 0.18]\n"
+    assert "1 withheld by the evidence guard (confidence 0.18" in err and "RTF" in err
+    rc, out, _ = _run(capsys, "transcribe", *reference_jfk_args, "-f", "srt", "--show-withheld")
+    assert out.startswith("1\n00:00:00,000 --> 00:00:11,000\n[withheld 0.18] ") and len(out) > 60
+    rc, out, _ = _run(capsys, "transcribe", *reference_jfk_args, "-f", "vtt", "--withheld-placeholder", "")
+    assert out == "WEBVTT\n\n"
+    rc, out, _ = _run(capsys, "transcribe", *reference_jfk_args, "-f", "jsonl")
+    (line,) = out.splitlines()
+    assert json.loads(line)["withheld"] and json.loads(line)["confidence"] == pytest.approx(0.18, abs=0.005)
+    assert _run(capsys, "transcribe", *reference_jfk_args, "--fail-if-empty")[0] == 3
+
+
+def test_guard_off_prints_the_model_text(reference_jfk_args, capsys):
+    rc, out, err = _run(capsys, "transcribe", *reference_jfk_args, "--guard", "off")
+    assert rc == 0 and len(out.strip()) > 20 and "[withheld" not in out
+    assert "1 with text" in err and "withheld" not in err
+
+
+def test_stream_says_why_a_final_is_empty(reference_jfk_args, capsys):
+    rc, out, err = _run(capsys, "stream", *reference_jfk_args[:-1])
+    assert rc == 0, err
+    finals = out.splitlines()
+    assert finals and all(line.split("] ", 1)[1] for line in finals)  # never a timed line without text
+    assert any("[withheld: low confidence" in line for line in finals)
+
+
+def test_info_shows_where_the_bundle_came_from(reference_jfk_args, capsys):
+    rc, out, _ = _run(capsys, "info", reference_jfk_args[2], "--no-verify")
+    assert rc == 0 and "source    recipe: examples/reference_model" in out and "family    nim4" in out
+
+
+def test_hotword_list_weights_after_a_comma_or_tab(tmp_path, capsys):
+    pytest.importorskip("espeakng_loader", reason="needs the g2p extra")
+    names = tmp_path / "names.txt"
+    names.write_text("John F. Kennedy,2.0\nSmith, John\nNIO House\t2.5\nKennedy,2.o\n# a comment\n", encoding="utf-8")
+    rc, _, err = _run(capsys, "hotwords", "build", str(names), "-o", str(tmp_path / "idx"))
+    assert rc == 0, err
+    assert "skipped line 4 'Kennedy': weight '2.o' is not a number" in err
+    rc, _, err = _run(capsys, "hotwords", "export", str(tmp_path / "idx"), "-o", str(tmp_path / "out.txt"))
+    assert rc == 0, err
+    rows = sorted(line for line in (tmp_path / "out.txt").read_text(encoding="utf-8").splitlines()[1:])
+    assert rows == ["John F. Kennedy\t2", "NIO House\t2.5", "Smith, John\t1"]
+    rc, out, _ = _run(capsys, "hotwords", "search", str(tmp_path / "idx"), "john f kennedy")
+    assert rc == 0 and json.loads(out)[0]["text"] == "John F. Kennedy"

@@ -3,9 +3,7 @@ test tokenisations, and a GGUF written with it tokenises in llama.cpp exactly as
 
 from __future__ import annotations
 
-import sys
 import unicodedata
-from pathlib import Path
 
 import pytest
 
@@ -19,8 +17,7 @@ from nim4asr_export.config import tiny_config  # noqa: E402
 from nim4asr_export.gguf_export import write_llm_gguf  # noqa: E402
 from nim4asr_export.qwen_tokenizer import QWEN3_ADDED_TOKENS, qwen_tokenizer_json  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).parent))  # the tests folder: share the unicode cases of the BPE parity test
-from test_tokenizer_parity import CASES  # noqa: E402
+from .test_tokenizer_parity import CASES  # noqa: E402
 
 QWEN_VOCAB = 151936  # the embedding rows of every Qwen3 model (added tokens and padding after the BPE pieces)
 

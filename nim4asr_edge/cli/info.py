@@ -24,7 +24,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"bundle    {m.name}  ({bundle.path})")
     print(f"family    {m.family}")
-    print(f"created   {m.created}  source {m.source.get('checkpoint_sha256', '?')[:16]}")
+    print(f"created   {m.created}")
+    for key, value in m.source.items():  # where the bundle came from: checkpoint hash, recipe, exporter, weights
+        print(f"source    {key}: {str(value)[:100]}")
     print(f"frontend  {m.frontend['type']}, {m.frontend.get('num_mel_bins')} mels @ {m.frontend['sample_rate']} Hz")
     for section in ("encoder", "llm"):
         info = getattr(m, section)

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     def callback(indata, frames, time_info, status) -> None:  # PortAudio thread: only queue the audio
         stream.accept_waveform(rate, indata[:, 0].copy())
 
-    consumer = threading.Thread(target=show_events, args=(stream, args.json), daemon=True)
+    consumer = threading.Thread(target=show_events, args=(stream, args), daemon=True)
     with rec, stream:
         consumer.start()
         print(f"listening on {info['name']} at {rate} Hz; Ctrl-C to stop", flush=True)

@@ -8,7 +8,10 @@ import sys
 import threading
 import time
 
+from ..formats import Withheld
+from ..results import Segment
 from ..stream import StreamEvent, StreamOptions
+from .transcribe import add_guard_arguments, withheld_style
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +28,10 @@ def add_stream_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-t", "--threads", type=int, default=0, help="CPU threads (default: up to 8 cores)")
     p.add_argument("--hint", action="append", default=[], help="a contextual hint (repeatable)")
     p.add_argument("--silence-ms", type=int, default=600, help="trailing silence that ends an utterance")
-    p.add_argument("--json", action="store_true", help="print every event as one JSON line")
+    p.add_argument("-f", "--format", choices=("txt", "jsonl"), default="txt",
+                   help="txt: live partials and timed finals; jsonl: every event as one JSON line (default: txt)")
+    p.add_argument("--json", dest="format", action="store_const", const="jsonl", help="the same as --format jsonl")
+    add_guard_arguments(p)
 
 
 def make_stream(args: argparse.Namespace, live: bool):
@@ -35,13 +41,15 @@ def make_stream(args: argparse.Namespace, live: bool):
     from ..recognizer import Recognizer
     from ..vad import VadOptions
 
-    rec = Recognizer(args.model, RecognizerOptions(threads=args.threads))
+    rec = Recognizer(args.model, RecognizerOptions(threads=args.threads, guard="auto" if args.guard == "on" else "off"))
     options = StreamOptions(vad=VadOptions(min_silence_ms=args.silence_ms), skip_late_partials=live)
     return rec, rec.create_stream(options, hints=args.hint)
 
 
-def show_events(stream, as_json: bool) -> None:
-    """Print events as they come: partials overwrite one terminal line, finals are kept."""
+def show_events(stream, args: argparse.Namespace) -> None:
+    """Print events as they come: partials overwrite one terminal line, finals are kept (an empty final says why)."""
+    as_json = args.format == "jsonl"
+    style = withheld_style(args)
     live = sys.stdout.isatty() and not as_json
     for ev in stream.events():
         if as_json:
@@ -51,7 +59,16 @@ def show_events(stream, as_json: bool) -> None:
             sys.stdout.flush()
         elif ev.kind == "final":
             prefix = "\r\033[K" if live else ""
-            print(f"{prefix}[{ev.start:7.2f} - {ev.end:7.2f}] {ev.text}", flush=True)
+            print(f"{prefix}[{ev.start:7.2f} - {ev.end:7.2f}] {_final_text(ev, style)}", flush=True)
+
+
+def _final_text(ev: StreamEvent, style: Withheld) -> str:
+    if ev.text:
+        return ev.text
+    if ev.withheld:
+        seg = Segment(ev.start, ev.end, "", ev.tokens, "", confidence=ev.confidence, withheld=ev.withheld)
+        return style.render(seg)
+    return "[no speech recognised]"
 
 
 def _event_dict(ev: StreamEvent) -> dict:
@@ -80,6 +97,6 @@ def run(args: argparse.Namespace) -> int:
     producer = threading.Thread(target=produce, daemon=True)
     with rec, stream:
         producer.start()
-        show_events(stream, args.json)
+        show_events(stream, args)
         producer.join()
     return 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -22,7 +23,10 @@ Entries = str | os.PathLike | Iterable[str | tuple[str, float]]
 def read_hotword_list(path: str | os.PathLike) -> Iterator[tuple[int, str, float | None, str | None]]:
     """Yield (line, text, weight or None, problem or None) from a txt or csv hotword list.
 
-    txt: one hotword per line, optional weight after a tab (``NIO House<TAB>2.5``); ``#`` starts a comment line.
+    txt: one hotword per line, optional weight after a tab (``NIO House<TAB>2.5``) or after the last comma when what
+    follows it is one number-like word (``NIO House,2.5``; ``Smith, John`` stays one text); a weight field that does
+    not parse (``Kennedy,2.o``) or is out of range is reported with its line, never stored as text. ``#`` starts a
+    comment line.
     csv (``.csv``): columns text[,weight]; a first row ``text,weight`` is a header; ``#`` lines are comments.
     Blank lines are skipped silently (they carry no entry); every other line yields a row.
     """
@@ -52,9 +56,20 @@ def read_hotword_list(path: str | os.PathLike) -> Iterator[tuple[int, str, float
                 yield no, text, None, f"expected 1 or 2 columns (text,weight), got {len(row)}"
                 continue
         else:
-            text, _, wtxt = line.partition("\t")
+            text, _, wtxt = line.partition("\t") if "\t" in line else _comma_weight(line)
         weight, problem = _parse_weight(wtxt)
         yield no, text.strip(), weight, problem
+
+
+_NUMBER_LIKE = re.compile(r"\s*[-+]?\.?\d[\w.+-]*\s*")
+
+
+def _comma_weight(line: str) -> tuple[str, str, str]:
+    """(text, ",", weight field) when the part after the last comma is a number-like word, else (line, "", "")."""
+    text, sep, tail = line.rpartition(",")
+    if sep and text.strip() and _NUMBER_LIKE.fullmatch(tail):
+        return text, sep, tail
+    return line, "", ""
 
 
 def _parse_weight(wtxt: str) -> tuple[float | None, str | None]:
