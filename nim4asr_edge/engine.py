@@ -19,12 +19,12 @@ import numpy as np
 from .bundle import Bundle
 from .decoding import Hypothesis, PromptedDecoder
 from .encoder import EncoderOutput, EncoderSession
-from .errors import AudioError, BundleError, OptionsError
-from .evidence import Evidence
+from .errors import AudioError, BundleError, MissingDependencyError, OptionsError
+from .evidence import Evidence, match_error, phonemize_text
 from .families import Transcript
 from .guard import EvidenceGuard, GuardOptions
 from .llm import LLMSession
-from .options import RecognizerOptions
+from .options import AUTO_HINT_CHECK, RecognizerOptions
 from .prompt import check_language
 from .results import Segment, Timings
 
@@ -81,6 +81,7 @@ class SegmentEngine:
         self.lock = threading.Lock()  # one decode at a time on the shared context
         self._load_lock = threading.Lock()
         self._streaming_encoder: StreamingEncoderSession | None = None
+        self._g2p = None  # the bundle's G2P, loaded when hint_check first needs it
         self.llm: LLMSession | None = None
         self.encoder: EncoderSession | None = None
         check_language(self.prompt, options.language)  # before anything is loaded
@@ -98,6 +99,9 @@ class SegmentEngine:
             if options.tunes_decode_threads and self.decoder.prefix:
                 self.llm.tune_decode_threads(self.decoder.prefix[-1])
             self.guard = self._make_guard()
+            check = options.hint_check
+            self.hint_check = None if not self.evidence.acoustic or check is None else (
+                AUTO_HINT_CHECK if check == "auto" else float(check))
         except BaseException:
             self.close()
             raise
@@ -112,9 +116,11 @@ class SegmentEngine:
     def _make_guard(self) -> EvidenceGuard | None:
         g = self.options.guard
         if not self.evidence.acoustic:
-            if isinstance(g, GuardOptions):
-                raise OptionsError(f"the evidence guard needs acoustic evidence, and this bundle's model family "
-                                   f"({self.family.name}) has none; use guard='auto' or 'off'")
+            for wanted, what in ((isinstance(g, GuardOptions), "the evidence guard"),
+                                 (self.options.hint_check not in (None, "auto"), "hint_check")):
+                if wanted:
+                    raise OptionsError(f"{what} needs acoustic evidence, and this bundle's model family "
+                                       f"({self.family.name}) has none; leave it off")
             return None
         options = GuardOptions.from_manifest(self.bundle.manifest.phonemes) if g == "auto" else g
         if options is None or options == "off":
@@ -208,6 +214,8 @@ class SegmentEngine:
         gathers a stream's hits over the utterance (its hints then include earlier partials' finds).
         """
         budget = self.token_budget(seconds)
+        if evidence is not None and self.hint_check is not None:
+            hints = self._supported(hints, evidence)
         found, search_s = self._found(evidence, accumulator)
         used = merge_hints(hints, found)
         hyp = decoder.decode(used, budget, forced, draft)
@@ -227,6 +235,26 @@ class SegmentEngine:
                 used, passes = again, 2
         text, confidence, withheld = self.check(transcript.text, evidence)
         return Decoded(hyp, transcript, evidence, tuple(used), passes, text, confidence, withheld, search_s)
+
+    def _supported(self, hints: Sequence[str], evidence: Evidence) -> list[str]:
+        """The hints whose phonemes the evidence supports (``options.hint_check``)."""
+        if not hints:
+            return []
+        with self._load_lock:
+            if self._g2p is None:
+                try:
+                    self._g2p = self.bundle.g2p()
+                except MissingDependencyError:
+                    if self.options.hint_check != "auto":
+                        raise
+                    log.warning("hint_check='auto' is off: it needs the G2P (pip install 'nim4asr-edge[g2p]')")
+                    self.hint_check = None
+                    return list(hints)
+        kept = [h for h in hints
+                if match_error(phonemize_text(self._g2p, h), evidence.symbols) <= self.hint_check]
+        if len(kept) < len(hints):
+            log.debug("hints without acoustic support left out: %s", [h for h in hints if h not in kept])
+        return kept
 
     def check(self, text: str, evidence: Evidence | None) -> tuple[str, float | None, str]:
         """(text to show, confidence, withheld text) after the evidence guard; the one check for every path."""

@@ -18,7 +18,7 @@ import numpy as np
 
 from .phonemes import ctc_greedy
 
-__all__ = ["Evidence", "EvidenceSource", "HypothesisEvidence", "PhonemeCtcEvidence", "phonemize_text"]
+__all__ = ["Evidence", "EvidenceSource", "HypothesisEvidence", "PhonemeCtcEvidence", "match_error", "phonemize_text"]
 
 WORD_BOUNDARY = "|"
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
@@ -100,3 +100,26 @@ def phonemize_text(g2p, text: str) -> tuple[str, ...]:
         if phonemes:
             out.extend(([WORD_BOUNDARY] if out else []) + list(phonemes))
     return tuple(out)
+
+
+def match_error(phonemes: Sequence[str], heard: Sequence[str]) -> float:
+    """How badly ``phonemes`` (e.g. a hint's) fit anywhere inside ``heard`` (the evidence): the smallest edit
+    distance between them and any stretch of ``heard``, over their length (0: heard exactly; 1 or more: absent).
+    Word boundaries are ignored on both sides."""
+    a = [p for p in phonemes if p != WORD_BOUNDARY]
+    b = [p for p in heard if p != WORD_BOUNDARY]
+    if not a:
+        return 0.0
+    if not b:
+        return 1.0
+    vocab = {s: i for i, s in enumerate(set(a) | set(b))}
+    bb = np.fromiter((vocab[s] for s in b), dtype=np.int32, count=len(b))
+    row = np.zeros(len(b) + 1, dtype=np.int64)  # a stretch may start anywhere in `heard`: free leading gap
+    ramp = np.arange(len(b) + 1)
+    for i, sym in enumerate(a, 1):
+        diag = row[:-1] + (bb != vocab[sym])
+        tmp = np.empty_like(row)
+        tmp[0] = i
+        tmp[1:] = np.minimum(diag, row[1:] + 1)
+        row = np.minimum.accumulate(tmp - ramp) + ramp
+    return float(row.min()) / len(a)  # ... and end anywhere

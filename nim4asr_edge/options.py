@@ -14,6 +14,7 @@ from .llm import LLMOptions
 __all__ = ["RecognizerOptions"]
 
 _LLM_DEFAULTS = LLMOptions()
+AUTO_HINT_CHECK = 0.3  # hint_check="auto" where the model has acoustic evidence (bench/results/hint_leak_ref_en.json)
 
 
 def _default_threads() -> int:
@@ -31,6 +32,11 @@ class RecognizerOptions:
     hotword_top_k: int = 10  # hotword hits injected as contextual hints per segment
     hotword_namespace: str | None = None  # search only this namespace of the hotword index (None: every entry)
     language: str | None = None  # force the output language, where the model's prompt has a form for it
+    # Give the LLM only the caller's hints that the acoustic evidence supports: those whose phonemes fit some stretch
+    # of the evidence with at most this share of edits (evidence.match_error). "auto": 0.3 where the model has
+    # acoustic evidence (bench/hint_leak.py: no absent hint copied into the text, and better entity recall), off
+    # where it has none; None: every hint goes in.
+    hint_check: "float | str | None" = "auto"
     verify: str = "full"  # bundle file check: "full" (sha256) | "size" | "none"
     n_ctx: int = 0  # LLM context; 0: llm.n_ctx if set, else enough for the longest segment plus prompt and output
     # Advanced llama.cpp settings. Their n_threads (when not 0) and n_ctx (when not the default) are used as given;
@@ -53,6 +59,9 @@ class RecognizerOptions:
             raise ValueError("hotword_top_k must be >= 0")
         if self.n_ctx < 0:
             raise ValueError("n_ctx must be >= 0")
+        if self.hint_check not in (None, "auto") and not (
+                isinstance(self.hint_check, (int, float)) and 0.0 <= self.hint_check <= 1.0):
+            raise ValueError("hint_check must be 'auto', None or a number within [0, 1]")
         if isinstance(self.guard, str) and self.guard not in ("auto", "off"):
             raise ValueError("guard must be 'auto', 'off' or a GuardOptions")
         llm_threads = self.llm.n_threads if self.llm is not None else 0
