@@ -151,3 +151,22 @@ def test_hotword_list_weights_after_a_comma_or_tab(tmp_path, capsys):
     assert rows == ["John F. Kennedy\t2", "NIO House\t2.5", "Smith, John\t1"]
     rc, out, _ = _run(capsys, "hotwords", "search", str(tmp_path / "idx"), "john f kennedy")
     assert rc == 0 and json.loads(out)[0]["text"] == "John F. Kennedy"
+
+
+def test_every_argument_has_help_text():
+    import argparse
+
+    from nim4asr_edge.cli import build_parser
+
+    missing = []
+
+    def walk(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, [*path, name])
+            elif not isinstance(action, argparse._HelpAction) and not action.help:
+                missing.append(" ".join([*path, action.dest]))
+
+    walk(build_parser(), [])
+    assert missing == []
