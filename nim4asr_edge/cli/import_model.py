@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .export import add_bundle_arguments
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("import", help="import a released open model (fun-asr-nano, qwen3-asr) into a bundle "
@@ -16,13 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "--from-hub)")
     p.add_argument("--from-hub", metavar="REPO_ID", help="download the model from the Hugging Face hub first "
                                                         "(needs [hub] and a network)")
-    p.add_argument("--quant", default="int8,q4_k_m",
-                   help="comma list of what to ship: encoder fp32,int8; LLM f32,f16,q8_0,q4_k_m,... (first LLM type "
-                        "= default; default: int8,q4_k_m)")
-    p.add_argument("--name", help="bundle name (default: the directory name)")
-    p.add_argument("--threads", type=int, default=2, help="threads for llama.cpp quantisation")
-    p.add_argument("--no-check", action="store_true", help="skip the ONNX-vs-PyTorch check")
-    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    add_bundle_arguments(p, default_quant="int8,q4_k_m")
     p.set_defaults(func=run)
 
 
