@@ -78,3 +78,31 @@ def qwen_tokenizer_json(qwen_vocab_gguf, tmp_path_factory) -> Path:
     from nim4asr_export.qwen_tokenizer import qwen_tokenizer_json as build
 
     return build(qwen_vocab_gguf, tmp_path_factory.mktemp("qwen-tokenizer"))
+
+
+@pytest.fixture(scope="session")
+def qwen3_asr_tokenizer(qwen_tokenizer_json, tmp_path_factory) -> Path:
+    """The Qwen3 tokenizer.json with Qwen3-ASR's added tokens (audio start/end/pad, <asr_text>)."""
+    pytest.importorskip("torch", reason="needs the export extra")
+    from nim4asr_export.importers.qwen3_asr import with_asr_tokens
+
+    return with_asr_tokens(qwen_tokenizer_json, tmp_path_factory.mktemp("qwen3-asr-tokenizer"))
+
+
+@pytest.fixture(scope="session")
+def qwen3_asr_release(qwen3_asr_tokenizer, tmp_path_factory) -> Path:
+    """A tiny random Qwen3-ASR release directory laid out as the hub's (its tokenizer from the Qwen2 vocabulary)."""
+    from nim4asr_export.importers.qwen3_asr import write_random_release
+
+    return write_random_release(tmp_path_factory.mktemp("qwen3-asr") / "release", "tiny", qwen3_asr_tokenizer, seed=0)
+
+
+@pytest.fixture(scope="session")
+def qwen3_asr_bundle(qwen3_asr_release, tmp_path_factory) -> Path:
+    """That release imported (encoder fp32 + int8, LLM f32)."""
+    from nim4asr_export.importers import ImportOptions, import_model
+
+    out = tmp_path_factory.mktemp("qwen3-asr-bundle") / "bundle"
+    import_model("qwen3-asr", qwen3_asr_release, out, ImportOptions(quant=("fp32", "int8", "f32")),
+                 progress=lambda m: None)
+    return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 from ..errors import BundleError
 from .base import ModelFamily, Transcript
 from .nim4 import Nim4Family
+from .qwen3_asr import Qwen3AsrFamily
 
 __all__ = ["ModelFamily", "Transcript", "family_names", "get_family", "register_family"]
 
@@ -39,3 +40,4 @@ def family_names() -> list[str]:
 
 
 register_family(Nim4Family())
+register_family(Qwen3AsrFamily())

@@ -1,0 +1,358 @@
+"""Qwen3-ASR: the runtime family (frontend, token count, prompt, answer parser), the importer (a tiny random release
+laid out as the hub's, and every kind of bad release), and the imported bundle offline, with forced language,
+with first-pass hotwords and streaming. Parity with the official package: tests/test_qwen3_asr_parity.py."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nim4asr_edge import OptionsError, Recognizer, RecognizerOptions, StreamOptions
+from nim4asr_edge.errors import ExportError
+from nim4asr_edge.families import Transcript, get_family
+from nim4asr_edge.families.qwen3_asr import (
+    LANGUAGES,
+    Qwen3AsrLogMel,
+    Qwen3AsrPrompt,
+    audio_token_count,
+    fix_repetitions,
+    parse_asr_output,
+)
+from nim4asr_edge.frontend import FRONTENDS, WhisperLogMel, make_frontend
+
+OPTS = RecognizerOptions(threads=1, max_tokens_per_second=3.0, min_new_tokens=6, tune_decode_threads=False)
+# The reference's prompt ids around the audio (MODELS.md B5): system turn (empty context), user turn, audio start
+PLAIN_BEFORE = [151644, 8948, 198, 151645, 198, 151644, 872, 198, 151669]
+PLAIN_AFTER = [151670, 151645, 198, 151644, 77091, 198]
+
+
+# -- runtime family, no model needed ----------------------------------------------------------------------------------
+
+
+def test_audio_tokens_are_13_per_chunk_plus_the_tail():
+    for frames in range(1, 2500):
+        rest = frames % 100
+        assert audio_token_count(frames) == 13 * (frames // 100) + math.ceil(rest / 8), frames
+
+
+def test_audio_token_count_equals_the_graph_formula():
+    torch = pytest.importorskip("torch", reason="the encoder re-implementation needs the export extra")
+    from nim4asr_export.model.qwen3_asr_audio import audio_token_lengths
+
+    frames = torch.arange(1, 3000)
+    assert audio_token_lengths(frames).tolist() == [audio_token_count(int(t)) for t in frames]
+
+
+def test_the_answer_parser():
+    assert parse_asr_output("language English<asr_text> Hello world. ") == Transcript("Hello world.", "English")
+    assert parse_asr_output("language chinese<asr_text>你好") == Transcript("你好", "Chinese")
+    assert parse_asr_output("language None<asr_text>") == Transcript("", None)
+    assert parse_asr_output("language None<asr_text> still text") == Transcript("still text", None)
+    assert parse_asr_output("no tag at all") == Transcript("no tag at all", None)
+    assert parse_asr_output("\nlanguage German\n<asr_text>Hallo") == Transcript("Hallo", "German")
+    assert parse_asr_output("noise\nlanguage english<asr_text>x") == Transcript("x", "English")
+    assert parse_asr_output("") == Transcript("", None)
+    # a forced language: the answer is all text (the prompt already holds "language X<asr_text>")
+    assert parse_asr_output("Hallo Welt", "German") == Transcript("Hallo Welt", "German")
+    # runs repeated more than 20 times are kept once, as the reference's detect_and_fix_repetitions does
+    assert fix_repetitions("a" * 21) == "a" and fix_repetitions("a" * 20) == "a" * 20
+    assert fix_repetitions("x" + "ab" * 25 + "yz") == "xabyz"
+    assert fix_repetitions("ha " * 20 + "end") == "ha end"  # a pattern: 20 repeats are enough
+    assert fix_repetitions("ha " * 19 + "end") == "ha " * 19 + "end"
+    assert parse_asr_output("language English<asr_text>" + "no " * 30).text == "no no"  # stripped: 29 + "no"
+
+
+def test_the_prompt():
+    prompt = Qwen3AsrPrompt()
+    plain = prompt.render()
+    assert plain.before == "<|im_start|>system\n<|im_end|>\n<|im_start|>user\n<|audio_start|>"
+    assert plain.after == "<|audio_end|><|im_end|>\n<|im_start|>assistant\n"
+    hinted = prompt.render(["Ada Lovelace", " NIO House "])
+    assert hinted.before == "<|im_start|>system\nAda Lovelace, NIO House<|im_end|>\n<|im_start|>user\n<|audio_start|>"
+    assert prompt.render((), "French").after == plain.after + "language French<asr_text>"
+    assert len(LANGUAGES) == 30 and prompt.stop == ("<|im_end|>", "<|endoftext|>")
+    with pytest.raises(OptionsError, match="unknown forced language 'Klingon'.*Chinese, English"):
+        prompt.render((), "Klingon")
+
+
+def test_the_frontend_is_whisper_logmel_after_the_peak_normalisation(jfk):
+    clip = jfk[: 3 * 16000]
+    ours = Qwen3AsrLogMel()
+    assert make_frontend(ours.to_manifest()) == ours and "qwen3_asr_logmel" in FRONTENDS
+    feats = ours(clip)
+    assert feats.values.shape == (len(clip) // 160, 128) and feats.n_valid == len(clip) // 160
+    np.testing.assert_array_equal(feats.values, WhisperLogMel(num_mel_bins=128)(clip).values)
+    loud = clip * (3.0 / np.abs(clip).max())  # peak 3: divided by its peak first
+    np.testing.assert_allclose(ours(loud).values, WhisperLogMel(num_mel_bins=128)(loud / 3.0).values, atol=1e-5)
+    assert ours.min_samples() == 160
+
+
+# -- importer ---------------------------------------------------------------------------------------------------------
+
+def _import(src: Path, out: Path, quant=("fp32", "f32")):
+    from nim4asr_export.importers import ImportOptions, import_model
+
+    return import_model("qwen3-asr", src, out, ImportOptions(quant=quant, check=False), progress=lambda m: None)
+
+
+def _copy(release: Path, dst: Path) -> Path:
+    shutil.copytree(release, dst)
+    return dst
+
+
+def _assert_nothing_written(out: Path) -> None:
+    assert not out.exists()
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.")], "temporary work dir left"
+
+
+def test_the_import_writes_a_qwen3_asr_bundle(qwen3_asr_bundle):
+    manifest = json.loads((qwen3_asr_bundle / "manifest.json").read_text())
+    assert manifest["family"] == "qwen3-asr"
+    assert manifest["frontend"] == Qwen3AsrLogMel().to_manifest()
+    assert manifest["encoder"]["files"] == {"fp32": "encoder.onnx", "int8": "encoder.int8.onnx"}
+    assert manifest["encoder"]["token_rate_hz"] == 13.0 and manifest["encoder"]["llm_hidden"] == 64
+    assert manifest["llm"]["files"] == {"f32": "llm.f32.gguf"} and manifest["llm"]["architecture"] == "qwen3"
+    assert manifest["extra"]["checks"]["encoder_fp32"]["max_abs_diff"] < 1e-4
+    assert manifest["extra"]["checks"]["encoder_int8"]["max_abs_diff"] < 0.1
+    assert manifest["extra"]["qwen3_asr"]["languages"] == list(LANGUAGES)
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("other_family", r"config.json: model_type is 'fun_asr_nano'.*not a Qwen3-ASR release.*import fun-asr-nano"),
+    ("no_config", r"config.json is missing"),
+    ("no_weights", r"has no model.safetensors"),
+    ("truncated", r"model.safetensors is truncated"),
+    ("not_safetensors", r"model.safetensors is not a safetensors file"),
+    ("no_merges", r"merges.txt is missing"),
+    ("size_mismatch", r"tensor 'thinker.audio_tower.layers.0.fc1.weight' has shape \[64, 32\], config.json implies "
+                      r"\[96, 32\]"),
+    ("width_mismatch", r"audio_config.output_dim 64 differs from text_config.hidden_size 128"),
+    ("stray_tensor", r"tensor 'speaker.embedding' is not part of a Qwen3-ASR thinker"),
+    ("missing_tensor", r"tensor 'thinker.audio_tower.ln_post.weight' \(audio encoder\) is missing"),
+])
+def test_a_bad_release_is_one_clear_error_and_nothing_is_written(qwen3_asr_release, tmp_path, damage, message):
+    from safetensors.torch import load_file, save_file
+
+    src = _copy(qwen3_asr_release, tmp_path / "release")
+    weights = src / "model.safetensors"
+    if damage == "other_family":
+        cfg = json.loads((src / "config.json").read_text())
+        (src / "config.json").write_text(json.dumps({**cfg, "model_type": "fun_asr_nano"}))
+        (src / "config.yaml").write_text("model: FunASRNano\n")
+    elif damage == "no_config":
+        (src / "config.json").unlink()
+    elif damage == "no_weights":
+        weights.unlink()
+    elif damage == "truncated":
+        data = weights.read_bytes()
+        weights.write_bytes(data[: len(data) // 2])
+    elif damage == "not_safetensors":
+        weights.write_bytes(b"\xff" * 64)
+    elif damage == "no_merges":
+        (src / "merges.txt").unlink()
+    elif damage == "size_mismatch":  # a config of another size than the weights
+        cfg = json.loads((src / "config.json").read_text())
+        cfg["thinker_config"]["audio_config"]["encoder_ffn_dim"] = 96
+        (src / "config.json").write_text(json.dumps(cfg))
+    elif damage == "width_mismatch":  # the encoder of one size beside the LLM of another
+        cfg = json.loads((src / "config.json").read_text())
+        cfg["thinker_config"]["text_config"]["hidden_size"] = 128
+        (src / "config.json").write_text(json.dumps(cfg))
+    elif damage in ("stray_tensor", "missing_tensor"):
+        state = load_file(str(weights))
+        if damage == "stray_tensor":
+            state["speaker.embedding"] = state["thinker.audio_tower.ln_post.weight"].clone()
+        else:
+            del state["thinker.audio_tower.ln_post.weight"]
+        save_file(state, str(weights))
+    out = tmp_path / "bundle"
+    with pytest.raises(ExportError, match=message):
+        _import(src, out)
+    _assert_nothing_written(out)
+
+
+def test_sharded_weights_and_a_missing_shard(qwen3_asr_release, tmp_path):
+    """The same weights in two shards with an index read as in one file; a shard missing is named."""
+    from nim4asr_export.importers.qwen3_asr import read_release
+    from safetensors.torch import load_file, save_file
+
+    src = tmp_path / "sharded"
+    shutil.copytree(qwen3_asr_release, src, ignore=shutil.ignore_patterns("model.safetensors"))
+    state = load_file(str(qwen3_asr_release / "model.safetensors"))
+    names = sorted(state)
+    weight_map = {}
+    for i, part in enumerate((names[: len(names) // 2], names[len(names) // 2 :])):
+        file = f"model-{i + 1:05d}-of-00002.safetensors"
+        save_file({n: state[n] for n in part}, str(src / file))
+        weight_map.update({n: file for n in part})
+    (src / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    release = read_release(src)
+    assert len({f for f, _, _ in release.tensors.values()}) == 2 and release.size == "custom"
+    loaded = release.load(names)
+    assert all(loaded[n].equal(state[n]) for n in names)
+    (src / "model-00002-of-00002.safetensors").unlink()
+    with pytest.raises(ExportError, match="model-00002-of-00002.safetensors is missing"):
+        _import(src, tmp_path / "bundle")
+    _assert_nothing_written(tmp_path / "bundle")
+
+
+def test_the_gguf_keeps_asr_text_in_decoded_text(qwen3_asr_bundle):
+    from nim4asr_edge.llm import LLMSession
+
+    with LLMSession(qwen3_asr_bundle / "llm.f32.gguf") as llm:
+        ids = llm.tokenize("language English<asr_text>Hi")
+        assert llm.token_id("<asr_text>") == 151704 and 151704 in ids
+        assert llm.detokenize(ids) == "language English<asr_text>Hi"  # user-defined: rendered without special=True
+        assert llm.detokenize([151669, 151670, 151676, 151645]) == ""  # control tokens are not text
+        assert llm.token_id("<|audio_start|>") == 151669 and llm.token_id("<|audio_pad|>") == 151676
+
+
+# -- the imported bundle through the engine ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rec(qwen3_asr_bundle):
+    pytest.importorskip("espeakng_loader", reason="Qwen3-ASR's evidence is the G2P of its first pass (g2p extra)")
+    with Recognizer(qwen3_asr_bundle, OPTS) as r:
+        yield r
+
+
+def test_offline_through_the_engine(rec, jfk):
+    engine = rec.engine
+    assert engine.family is get_family("qwen3-asr") and engine.streaming_mode == "windowed"
+    assert engine.decoder.prefix == PLAIN_BEFORE
+    assert engine.llm.tokenize(engine.prompt.render().after) == PLAIN_AFTER
+    clip = jfk[: 3 * 16000]
+    out = engine.encode(clip)
+    assert out.phoneme_logprobs is None and len(out.audio_embeds) == audio_token_count(len(clip) // 160) == 39
+    result = rec.transcribe(clip, sample_rate=16000)
+    (seg,) = result.segments
+    assert seg.passes == 1 and seg.hints == () and seg.text == result.text
+    assert result.options["family"] == "qwen3-asr" and result.options["guard_status"] == "no acoustic evidence"
+    raw = rec.engine.llm.detokenize(list(seg.tokens)).strip()
+    assert parse_asr_output(raw) == Transcript(seg.text, seg.language)
+    assert len(seg.tokens) <= OPTS.min_new_tokens + 3 * OPTS.max_tokens_per_second
+
+
+def test_int8_encoder_runs(qwen3_asr_bundle, jfk):
+    pytest.importorskip("espeakng_loader", reason="g2p extra")
+    with Recognizer(qwen3_asr_bundle, RecognizerOptions(threads=1, encoder_precision="int8", min_new_tokens=4,
+                                                        tune_decode_threads=False)) as r:
+        out = r.engine.encode(jfk[:16000])
+        assert out.audio_embeds.shape == (13, 64) and np.isfinite(out.audio_embeds).all()
+
+
+def test_forced_language(qwen3_asr_bundle, jfk):
+    pytest.importorskip("espeakng_loader", reason="g2p extra")
+    with Recognizer(qwen3_asr_bundle, RecognizerOptions(threads=1, language="German", min_new_tokens=4,
+                                                        max_tokens_per_second=2.0, tune_decode_threads=False)) as r:
+        after = r.engine.decoder.prompt.render((), "German").after
+        assert r.engine.llm.tokenize(after)[: len(PLAIN_AFTER)] == PLAIN_AFTER
+        assert after.endswith("language German<asr_text>")
+        result = r.transcribe(jfk[:16000], sample_rate=16000)
+    assert result.language == "German" == result.segments[0].language
+    with pytest.raises(OptionsError, match="unknown forced language 'Klingon'"):
+        Recognizer(qwen3_asr_bundle, RecognizerOptions(language="Klingon"))
+
+
+def test_first_pass_hotwords_bring_a_second_pass_with_the_hit_as_context(qwen3_asr_bundle, rec, jfk,
+                                                                          one_word_index):
+    """No phoneme head: the first pass's transcript (through the G2P) is searched; a hotword found there goes into
+    the system turn's context for a second pass. The random model's own words are made into the hotword."""
+    from nim4asr_edge.hotwords import ENGLISH_INVENTORY
+
+    clip = jfk[: 3 * 16000]
+    first = rec.transcribe(clip, sample_rate=16000).segments[0]
+    heard = [s for s in first.phonemes.split() if s != "|"][:12]
+    assert len(heard) >= 3, f"unusable first pass for this check: {first.text!r}"
+    with one_word_index(heard, ENGLISH_INVENTORY) as index:
+        with Recognizer(qwen3_asr_bundle, OPTS, hotwords=index) as hot:
+            seg = hot.transcribe(clip, sample_rate=16000).segments[0]
+            assert seg.passes == 2 and seg.hints == ("Zorblax",)
+            before = hot.engine.prompt.render(seg.hints).before
+            assert before.startswith("<|im_start|>system\nZorblax<|im_end|>")
+            # the second pass equals a fresh decode with that context
+            embeds = hot.engine.encode(clip).audio_embeds
+            llm = hot.engine.llm
+            parts = hot.engine.prompt.render(["Zorblax"])
+            ref = llm.generate(llm.tokenize(before), embeds, llm.tokenize(parts.after),
+                               max_new_tokens=len(seg.tokens), stop_ids=hot.engine.decoder.stop_ids)
+            assert tuple(ref.tokens) == seg.tokens
+            assert hot.transcribe(clip, sample_rate=16000, hints=["Zorblax"]).segments[0].passes == 1
+            events = _stream(hot, clip)
+    assert [e.kind for e in events].count("final") >= 1
+
+
+def _stream(rec, audio, options=StreamOptions(skip_late_partials=False)):
+    with rec.create_stream(options) as stream:
+        stream.accept_waveform(16000, audio)
+        stream.input_finished()
+        return list(stream.events(timeout=120))
+
+
+def test_streaming_windowed_with_rollback_and_a_final_equal_to_offline(rec, jfk):
+    events = _stream(rec, jfk, StreamOptions(skip_late_partials=False, chunk_ms=2000))  # the reference's 2-s chunks
+    kinds = [e.kind for e in events]
+    assert kinds.count("partial") >= 2 and kinds.count("final") == kinds.count("endpoint") >= 1
+    assert all(e.text.startswith(e.stable) for e in events if e.kind == "partial")
+    final = next(e for e in events if e.kind == "final")
+    start, end = int(round(final.start * 16000)), int(round(final.end * 16000))
+    offline = rec.transcribe(jfk[start:end], sample_rate=16000).segments[0]
+    assert (final.text, final.tokens, final.passes) == (offline.text, offline.tokens, offline.passes)
+
+
+def test_cli_import_from_hub_reads_a_local_hub_cache(qwen3_asr_release, tmp_path):
+    """``nim4asr-edge import qwen3-asr OUT --from-hub Qwen/Qwen3-ASR-0.6B`` against a hub cache holding the release
+    (offline: never the network)."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("huggingface_hub", reason="--from-hub needs the `hub` extra")
+    snapshot = tmp_path / "cache" / "models--Qwen--Qwen3-ASR-0.6B" / "snapshots" / ("0" * 40)
+    shutil.copytree(qwen3_asr_release, snapshot)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    out = tmp_path / "bundle"
+    run = subprocess.run([sys.executable, "-m", "nim4asr_edge", "import", "qwen3-asr", str(out), "--from-hub",
+                          "Qwen/Qwen3-ASR-0.6B", "--quant", "fp32,f32", "--no-check"],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert "[4/4] hashing files and writing manifest.json" in run.stderr
+    assert json.loads((out / "manifest.json").read_text())["family"] == "qwen3-asr"
+
+
+def test_cli_import_refuses_to_overwrite(qwen3_asr_bundle, qwen3_asr_release, capsys):
+    from nim4asr_edge.cli import main
+
+    assert main(["import", "qwen3-asr", str(qwen3_asr_release), str(qwen3_asr_bundle)]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_the_tokenizer_from_either_layout_of_the_release(qwen3_asr_release, qwen3_asr_tokenizer, tmp_path):
+    """vocab.json + merges.txt + tokenizer_config.json, or a shipped tokenizer.json: the same GGUF tokenizer, with
+    <asr_text> non-special (kept in decoded text) whatever the release says."""
+    from nim4asr_export.importers.qwen3_asr import release_tokenizer_json
+
+    (tmp_path / "a").mkdir()
+    from_files = json.loads(release_tokenizer_json(qwen3_asr_release, tmp_path / "a").read_text(encoding="utf-8"))
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    doc = json.loads(qwen3_asr_tokenizer.read_text(encoding="utf-8"))
+    for a in doc["added_tokens"]:
+        if a["content"] == "<asr_text>":
+            a["special"] = True
+    (shipped / "tokenizer.json").write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    (tmp_path / "b").mkdir()
+    from_json = json.loads(release_tokenizer_json(shipped, tmp_path / "b").read_text(encoding="utf-8"))
+    assert from_json["model"]["vocab"] == from_files["model"]["vocab"]
+    assert from_json["added_tokens"] == from_files["added_tokens"]
+    asr = {a["content"]: a for a in from_files["added_tokens"]}
+    assert asr["<asr_text>"]["special"] is False and asr["<|audio_pad|>"]["special"] is True
+    assert [a["id"] for a in from_files["added_tokens"]] == list(range(151643, 151705))
