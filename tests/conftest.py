@@ -81,6 +81,27 @@ def qwen_tokenizer_json(qwen_vocab_gguf, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def nano_release(qwen_tokenizer_json, tmp_path_factory) -> Path:
+    """A directory laid out like the Fun-ASR-Nano release: tiny random encoder/adaptor/Qwen3 (the real vocabulary),
+    bf16 weights in model.pt under a ``state_dict`` key, config.yaml, Qwen3-0.6B/{config,tokenizer}.json."""
+    pytest.importorskip("torch", reason="needs the export extra")
+    from nim4asr_export.importers.fun_asr_nano import write_random_release
+
+    return write_random_release(tmp_path_factory.mktemp("nano") / "Fun-ASR-Nano-2512", qwen_tokenizer_json, seed=0)
+
+
+@pytest.fixture(scope="session")
+def nano_bundle(nano_release, tmp_path_factory) -> Path:
+    """``nano_release`` imported (fp32 + int8 encoder graphs, F32 GGUF)."""
+    from nim4asr_export.importers import ImportOptions, import_model
+
+    out = tmp_path_factory.mktemp("nano-bundle") / "bundle"
+    import_model("fun-asr-nano", nano_release, out, ImportOptions(quant=("fp32", "int8", "f32")),
+                 progress=lambda m: None)
+    return out
+
+
+@pytest.fixture(scope="session")
 def qwen3_asr_tokenizer(qwen_tokenizer_json, tmp_path_factory) -> Path:
     """The Qwen3 tokenizer.json with Qwen3-ASR's added tokens (audio start/end/pad, <asr_text>)."""
     pytest.importorskip("torch", reason="needs the export extra")

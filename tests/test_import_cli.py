@@ -3,6 +3,9 @@ the hub's cache (never the network)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,3 +58,14 @@ def test_cli_refuses_bad_arguments(argv, match, capsys, tmp_path, monkeypatch):
 def test_import_model_names_the_family():
     with pytest.raises(ExportError, match="known: fun-asr-nano, qwen3-asr"):
         import_model("whisper", ".", "out", ImportOptions())
+
+
+def test_cli_from_hub_goes_through_the_hub_cache(tmp_path):
+    hub_cache(tmp_path / "cache", "Org/NotAModel", {"README.md": b"hello"})
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    out = tmp_path / "bundle"
+    run = subprocess.run([sys.executable, "-m", "nim4asr_edge", "import", "fun-asr-nano", str(out), "--from-hub",
+                          "Org/NotAModel"], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2, run.stderr
+    assert "snapshots" in run.stderr and "Traceback" not in run.stderr
+    assert not out.exists() and not list(tmp_path.glob(".bundle.*"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..errors import BundleError
 from .base import ModelFamily, Transcript
+from .fun_asr_nano import FunAsrNanoFamily
 from .nim4 import Nim4Family
 from .qwen3_asr import Qwen3AsrFamily
 
@@ -40,4 +41,5 @@ def family_names() -> list[str]:
 
 
 register_family(Nim4Family())
+register_family(FunAsrNanoFamily())
 register_family(Qwen3AsrFamily())
