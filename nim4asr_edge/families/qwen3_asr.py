@@ -4,7 +4,8 @@ What this module reproduces of the official ``qwen-asr`` package (0.0.6), each c
 
 * frontend ``qwen3_asr_logmel``: the waveform is divided by its peak when that exceeds 1 and clipped to [-1, 1]
   (``float_range_normalize``), then Whisper's 128-bin log-Mel (``WhisperFeatureExtractor``) without the 30-s padding;
-* audio tokens ``13 * (T // 100) + ceil((T % 100) / 8)`` for ``T`` feature frames (``_get_feat_extract_output_lengths``);
+* audio tokens ``13 * (T // 100) + ceil((T % 100) / 8)`` for ``T`` feature frames
+  (``_get_feat_extract_output_lengths``);
 * the prompt (chat template): context in the system turn, the speech between ``<|audio_start|>`` and
   ``<|audio_end|>`` in the user turn, and ``language {Name}<asr_text>`` after the assistant header when a language is
   forced; generation stops at ``<|im_end|>`` or ``<|endoftext|>``;
@@ -18,7 +19,7 @@ go into the system turn's context for a second pass.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -70,34 +71,11 @@ def audio_token_count(n_frames: int) -> int:
 
 
 @dataclass(frozen=True)
-class Qwen3AsrLogMel:
+class Qwen3AsrLogMel(WhisperLogMel):
     """The reference's input normalisation (÷ peak when the peak exceeds 1, clip to [-1, 1]) followed by Whisper's
     log-Mel (128 bins, no padding: ``frames = samples // 160``)."""
 
-    sample_rate: int = 16000
     num_mel_bins: int = 128
-    n_fft: int = 400
-    hop_length: int = 160
-    _mel: WhisperLogMel = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        mel = WhisperLogMel(self.sample_rate, self.num_mel_bins, self.n_fft, self.hop_length, pad_to_seconds=0.0)
-        object.__setattr__(self, "_mel", mel)
-
-    @property
-    def n_mels(self) -> int:
-        return self.num_mel_bins
-
-    @property
-    def frame_shift(self) -> int:
-        return self.hop_length
-
-    @property
-    def frame_len(self) -> int:
-        return self.n_fft
-
-    def min_samples(self) -> int:
-        return self.hop_length
 
     def __call__(self, samples: np.ndarray) -> Features:
         x = np.asarray(samples, dtype=np.float32)
@@ -106,17 +84,18 @@ class Qwen3AsrLogMel:
             if peak > 1.0:
                 x = x / peak
             x = np.clip(x, -1.0, 1.0)
-        return self._mel(x)
+        return super().__call__(x)
 
     def to_manifest(self) -> dict[str, Any]:
-        return {"type": FRONTEND, "sample_rate": self.sample_rate, "num_mel_bins": self.num_mel_bins,
-                "n_fft": self.n_fft, "hop_length": self.hop_length}
+        spec = {**super().to_manifest(), "type": FRONTEND}
+        del spec["pad_to_seconds"]  # never padded
+        return spec
 
 
 FRONTENDS.setdefault(FRONTEND, lambda params: Qwen3AsrLogMel(**params))
 
 
-# -- prompt -------------------------------------------------------------------------------------------------------------
+# -- prompt -----------------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -143,7 +122,7 @@ class Qwen3AsrPrompt:
         return PromptParts(before, after)
 
 
-# -- answer parser ------------------------------------------------------------------------------------------------------
+# -- answer parser ----------------------------------------------------------------------------------------------------
 
 
 def _fix_char_repeats(s: str, threshold: int) -> str:
@@ -188,7 +167,8 @@ def _fix_pattern_repeats(s: str, threshold: int, max_len: int = 20) -> str:
 
 
 def fix_repetitions(text: str, threshold: int = REPEAT_THRESHOLD) -> str:
-    """Collapse characters and short patterns repeated more than ``threshold`` times (``detect_and_fix_repetitions``)."""
+    """Collapse characters and short patterns repeated more than ``threshold`` times
+    (``detect_and_fix_repetitions``)."""
     return _fix_pattern_repeats(_fix_char_repeats(text, threshold), threshold)
 
 
@@ -220,7 +200,7 @@ def parse_asr_output(raw: str, language: str | None = None) -> Transcript:
     return Transcript(text.strip(), found)
 
 
-# -- the family ---------------------------------------------------------------------------------------------------------
+# -- the family -------------------------------------------------------------------------------------------------------
 
 
 class Qwen3AsrFamily(ModelFamily):
