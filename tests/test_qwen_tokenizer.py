@@ -77,3 +77,11 @@ def test_extra_added_tokens(qwen_vocab_gguf, tmp_path):
     assert tok.decode([151670, 151669], skip_special_tokens=True) == "<asr_text>"
     with pytest.raises(ExportError, match="no gaps.*151669"):
         qwen_tokenizer_json(qwen_vocab_gguf, tmp_path, {151704: ("<asr_text>", False)})
+
+
+def test_qwen_family_prompts_hand_llama_cpp_nfc_text():
+    from nim4asr_edge.families.fun_asr_nano import NanoPrompt
+    from nim4asr_edge.families.qwen3_asr import Qwen3AsrPrompt
+
+    for prompt in (NanoPrompt(), Qwen3AsrPrompt()):
+        assert prompt.render(["Zoe\u0308 Ca\u0301ceres"]) == prompt.render(["Zoë Cáceres"])

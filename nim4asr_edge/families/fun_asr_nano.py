@@ -12,6 +12,7 @@ The prompt is reproduced from ``funasr/models/fun_asr_nano/model.py`` (funasr 1.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
@@ -74,7 +75,9 @@ class NanoPrompt:
 
     def instruction(self, hints: Sequence[str] = (), language: str | None = None) -> str:
         """``FunASRNano.get_prompt``: the hotword list, then ``语音转写`` (``语音转写成{language}``) and ``：``."""
-        prompt = _HOTWORD_HEADER + f"热词列表：[{', '.join(hints)}]\n" if hints else ""
+        # NFC: the release's tokenizer normalises its input and llama.cpp does not (tests/test_qwen_tokenizer.py)
+        words = ", ".join(unicodedata.normalize("NFC", h) for h in hints)
+        prompt = _HOTWORD_HEADER + f"热词列表：[{words}]\n" if hints else ""
         prompt += "语音转写" if language is None else f"语音转写成{_ALIASES.get(language, language)}"
         if not self.itn:
             prompt += "，不进行文本规整"

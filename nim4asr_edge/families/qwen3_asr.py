@@ -18,6 +18,7 @@ go into the system turn's context for a second pass.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -111,7 +112,8 @@ class Qwen3AsrPrompt:
     stop: tuple[str, ...] = STOP
 
     def context(self, hints: Sequence[str] = ()) -> str:
-        return self.context_separator.join(h.strip() for h in hints if h.strip())
+        # NFC: the release's tokenizer normalises its input and llama.cpp does not (tests/test_qwen_tokenizer.py)
+        return self.context_separator.join(unicodedata.normalize("NFC", h.strip()) for h in hints if h.strip())
 
     def render(self, hints: Sequence[str] = (), language: str | None = None) -> PromptParts:
         check_language(self, language)
