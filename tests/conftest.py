@@ -11,6 +11,23 @@ JFK = Path(__file__).parents[1] / "examples" / "audio" / "jfk.wav"
 JFK_TEXT = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
 
 
+def run_stream(rec, audio: np.ndarray, options=None, timeout: float = 300) -> list:
+    """Feed ``audio`` (16 kHz) to a new stream of ``rec`` at once, finish it, and return every event (a partial for
+    every chunk unless ``options`` says otherwise)."""
+    from nim4asr_edge import StreamOptions
+
+    with rec.create_stream(options or StreamOptions(skip_late_partials=False)) as stream:
+        stream.accept_waveform(16000, audio)
+        stream.input_finished()
+        return list(stream.events(timeout=timeout))
+
+
+def offline_segment_of(rec, audio: np.ndarray, event):
+    """The offline segment of the audio a streaming final covers (the final must equal it)."""
+    start, end = int(round(event.start * 16000)), int(round(event.end * 16000))
+    return rec.transcribe(audio[start:end], sample_rate=16000).segments[0]
+
+
 @pytest.fixture(scope="session")
 def jfk() -> np.ndarray:
     x, rate = sf.read(JFK, dtype="float32")

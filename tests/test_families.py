@@ -13,7 +13,7 @@ import pytest
 onnx = pytest.importorskip("onnx", reason="building the test family's encoder graph needs the `export` extra (onnx)")
 pytest.importorskip("espeakng_loader", reason="the test family's evidence is the G2P of its first pass (g2p extra)")
 
-from nim4asr_edge import OptionsError, Recognizer, RecognizerOptions, StreamOptions  # noqa: E402
+from nim4asr_edge import OptionsError, Recognizer, RecognizerOptions  # noqa: E402
 from nim4asr_edge.engine import merge_hints  # noqa: E402
 from nim4asr_edge.errors import BundleError  # noqa: E402
 from nim4asr_edge.evidence import EvidenceSource, HypothesisEvidence  # noqa: E402
@@ -23,6 +23,8 @@ from nim4asr_edge.hotwords import ENGLISH_INVENTORY  # noqa: E402
 from nim4asr_edge.manifest import FileEntry, Manifest  # noqa: E402
 from nim4asr_edge.models import HERE as SHIPPED  # noqa: E402
 from nim4asr_edge.prompt import PromptParts, PromptTemplate, check_language  # noqa: E402
+
+from .conftest import offline_segment_of, run_stream  # noqa: E402
 
 STACK = 10  # feature frames (10 ms) per audio token: 10 tokens/s, where NIM4 has 6.25
 N_MELS = 80
@@ -192,25 +194,18 @@ def test_first_pass_hotwords_bring_a_second_pass(tagged_bundle, rec, jfk, one_wo
             seg = hot.transcribe(clip, sample_rate=16000).segments[0]
             assert seg.passes == 2 and seg.hints == ("Zorblax",)
             assert hot.transcribe(clip, sample_rate=16000, hints=["Zorblax"]).segments[0].passes == 1  # no new hint
-            events = _stream(hot, clip)
+            events = run_stream(hot, clip)
     assert [e.kind for e in events].count("final") >= 1
 
 
-def _stream(rec, audio, options=StreamOptions(skip_late_partials=False)):
-    with rec.create_stream(options) as stream:
-        stream.accept_waveform(16000, audio)
-        stream.input_finished()
-        return list(stream.events(timeout=120))
-
 
 def test_the_family_streams_through_the_engine(rec, jfk):
-    events = _stream(rec, jfk)
+    events = run_stream(rec, jfk)
     kinds = [e.kind for e in events]
     assert kinds.count("partial") >= 3 and kinds.count("final") == kinds.count("endpoint") >= 1
     assert all(e.text.startswith(e.stable) for e in events if e.kind == "partial")
     final = next(e for e in events if e.kind == "final")
-    start, end = int(round(final.start * 16000)), int(round(final.end * 16000))
-    offline = rec.transcribe(jfk[start:end], sample_rate=16000).segments[0]
+    offline = offline_segment_of(rec, jfk, final)
     assert (final.text, final.tokens, final.confidence, final.withheld, final.passes) == (
         offline.text, offline.tokens, offline.confidence, offline.withheld, offline.passes)
 

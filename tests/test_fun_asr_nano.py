@@ -252,7 +252,9 @@ def test_cli_import_from_a_local_hub_cache(nano_release, tmp_path):
 
 # -- the imported bundle through the SDK --------------------------------------------------------------------------
 
-from nim4asr_edge import Recognizer, RecognizerOptions, StreamOptions  # noqa: E402
+from nim4asr_edge import Recognizer, RecognizerOptions  # noqa: E402
+
+from .conftest import offline_segment_of, run_stream  # noqa: E402
 
 OPTS = RecognizerOptions(threads=2, max_tokens_per_second=3.0, min_new_tokens=6, tune_decode_threads=False,
                          encoder_precision="fp32", llm_quant="f32")
@@ -324,14 +326,10 @@ def test_hotwords_from_the_first_pass_bring_a_second_pass_with_the_hotword_promp
 
 
 def test_streaming_partials_and_a_final_equal_to_offline(rec, jfk):
-    with rec.create_stream(StreamOptions(skip_late_partials=False)) as stream:
-        stream.accept_waveform(16000, jfk)
-        stream.input_finished()
-        events = list(stream.events(timeout=300))
+    events = run_stream(rec, jfk)
     kinds = [e.kind for e in events]
     assert kinds.count("partial") >= 3 and kinds.count("final") == kinds.count("endpoint") >= 1
     assert all(e.text.startswith(e.stable) for e in events if e.kind == "partial")
     final = next(e for e in events if e.kind == "final")
-    start, end = int(round(final.start * 16000)), int(round(final.end * 16000))
-    offline = rec.transcribe(jfk[start:end], sample_rate=16000).segments[0]
+    offline = offline_segment_of(rec, jfk, final)
     assert (final.text, final.tokens, final.passes) == (offline.text, offline.tokens, offline.passes)

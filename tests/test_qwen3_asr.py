@@ -25,6 +25,8 @@ from nim4asr_edge.families.qwen3_asr import (
 )
 from nim4asr_edge.frontend import FRONTENDS, WhisperLogMel, make_frontend
 
+from .conftest import offline_segment_of, run_stream
+
 OPTS = RecognizerOptions(threads=1, max_tokens_per_second=3.0, min_new_tokens=6, tune_decode_threads=False)
 # The reference's prompt ids around the audio (MODELS.md B5): system turn (empty context), user turn, audio start
 PLAIN_BEFORE = [151644, 8948, 198, 151645, 198, 151644, 872, 198, 151669]
@@ -284,25 +286,18 @@ def test_first_pass_hotwords_bring_a_second_pass_with_the_hit_as_context(qwen3_a
                                max_new_tokens=len(seg.tokens), stop_ids=hot.engine.decoder.stop_ids)
             assert tuple(ref.tokens) == seg.tokens
             assert hot.transcribe(clip, sample_rate=16000, hints=["Zorblax"]).segments[0].passes == 1
-            events = _stream(hot, clip)
+            events = run_stream(hot, clip)
     assert [e.kind for e in events].count("final") >= 1
 
 
-def _stream(rec, audio, options=StreamOptions(skip_late_partials=False)):
-    with rec.create_stream(options) as stream:
-        stream.accept_waveform(16000, audio)
-        stream.input_finished()
-        return list(stream.events(timeout=120))
-
 
 def test_streaming_windowed_with_rollback_and_a_final_equal_to_offline(rec, jfk):
-    events = _stream(rec, jfk, StreamOptions(skip_late_partials=False, chunk_ms=2000))  # the reference's 2-s chunks
+    events = run_stream(rec, jfk, StreamOptions(skip_late_partials=False, chunk_ms=2000))  # the reference's 2-s chunks
     kinds = [e.kind for e in events]
     assert kinds.count("partial") >= 2 and kinds.count("final") == kinds.count("endpoint") >= 1
     assert all(e.text.startswith(e.stable) for e in events if e.kind == "partial")
     final = next(e for e in events if e.kind == "final")
-    start, end = int(round(final.start * 16000)), int(round(final.end * 16000))
-    offline = rec.transcribe(jfk[start:end], sample_rate=16000).segments[0]
+    offline = offline_segment_of(rec, jfk, final)
     assert (final.text, final.tokens, final.passes) == (offline.text, offline.tokens, offline.passes)
 
 
