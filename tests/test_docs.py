@@ -2,8 +2,9 @@
 what CI lacks, is parsed), so a wrong example fails the tests.
 
 * ``nim4asr-edge`` commands run through the CLI in a scratch directory where the files they name exist (audio as
-  the JFK clip, a hotword list, the shipped bundles for bundle paths); ``export`` / ``import`` / ``mic`` (a training
-  checkpoint, released weights, a microphone) are parsed with the real argument parser instead.
+  the JFK clip, a hotword list, the shipped bundles for bundle paths); ``export`` / ``import`` / ``mic`` / ``serve``
+  (a training checkpoint, released weights, a microphone, a server that runs until stopped) are parsed with the real
+  argument parser instead.
 * Other shell commands (pip, benchmarks) are checked by ``bash -n``, and the scripts they name must exist.
 * Python blocks run with the names they assume (``samples``, ``bundle_inventory`` ...) defined; a block preceded by
   ``<!-- doc-test: parse -->`` is compiled only.
@@ -29,7 +30,7 @@ from .conftest import JFK
 ROOT = Path(__file__).parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"(<!-- doc-test: (\w+) -->\n)?```(bash|python)\n(.*?)```", re.S)
-PARSE_ONLY = {"export", "import", "mic"}  # need a training checkpoint, released weights or a microphone
+PARSE_ONLY = {"export", "import", "mic", "serve"}  # a checkpoint, released weights, a microphone, or they run until stopped
 
 
 def _blocks(kind: str) -> list[tuple[str, str, str]]:
