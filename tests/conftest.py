@@ -22,6 +22,34 @@ def run_stream(rec, audio: np.ndarray, options=None, timeout: float = 300) -> li
         return list(stream.events(timeout=timeout))
 
 
+def hub_cache(root: Path, repo_id: str, files: dict[str, bytes] | None = None, source: Path | None = None,
+              commit: str = "0" * 40) -> Path:
+    """A hub cache holding one snapshot of ``repo_id`` (``models--ORG--NAME/{refs/main, snapshots/COMMIT/...}``) with
+    ``files`` ({name: bytes}) or a copy of the directory ``source``; returns the snapshot directory."""
+    import shutil
+
+    repo = root / ("models--" + repo_id.replace("/", "--"))
+    snap = repo / "snapshots" / commit
+    if source is not None:
+        shutil.copytree(source, snap)
+    for name, data in (files or {}).items():
+        (snap / name).parent.mkdir(parents=True, exist_ok=True)
+        (snap / name).write_bytes(data)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    return snap
+
+
+def import_from_hub_cache(cache: Path, family: str, repo_id: str, out: Path, *args: str):
+    """``nim4asr-edge import FAMILY OUT --from-hub REPO_ID ARGS`` in a subprocess, offline against ``cache``."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "nim4asr_edge", "import", family, str(out), "--from-hub", repo_id,
+                           *args], env=env, capture_output=True, text=True, timeout=600)
+
+
 def offline_segment_of(rec, audio: np.ndarray, event):
     """The offline segment of the audio a streaming final covers (the final must equal it)."""
     start, end = int(round(event.start * 16000)), int(round(event.end * 16000))

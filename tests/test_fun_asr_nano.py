@@ -231,20 +231,11 @@ def test_bad_releases_are_refused_by_name(nano_release, tmp_path):
 
 def test_cli_import_from_a_local_hub_cache(nano_release, tmp_path):
     """``--from-hub`` reads a directory laid out like the hub's cache (HF_HUB_OFFLINE: never the network)."""
-    import os
-    import subprocess
-    import sys
-
     pytest.importorskip("huggingface_hub", reason="--from-hub needs the `hub` extra")
-    snap = tmp_path / "cache" / "models--FunAudioLLM--Fun-ASR-Nano-2512" / "snapshots" / ("a" * 40)
-    shutil.copytree(nano_release, snap)
-    (snap.parents[1] / "refs").mkdir()
-    (snap.parents[1] / "refs" / "main").write_text("a" * 40)
-    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    repo = "FunAudioLLM/Fun-ASR-Nano-2512"
+    hub_cache(tmp_path / "cache", repo, source=nano_release)
     out = tmp_path / "bundle"
-    run = subprocess.run([sys.executable, "-m", "nim4asr_edge", "import", "fun-asr-nano", str(out), "--from-hub",
-                          "FunAudioLLM/Fun-ASR-Nano-2512", "--quant", "fp32,f32", "--no-check"], env=env,
-                         capture_output=True, text=True, timeout=600)
+    run = import_from_hub_cache(tmp_path / "cache", "fun-asr-nano", repo, out, "--quant", "fp32,f32", "--no-check")
     assert run.returncode == 0, run.stderr
     assert "[1/4] reading the Fun-ASR-Nano release" in run.stderr and "bundle written to" in run.stderr
     assert (out / "manifest.json").is_file() and (out / "encoder.onnx").is_file() and (out / "llm.f32.gguf").is_file()
@@ -254,7 +245,7 @@ def test_cli_import_from_a_local_hub_cache(nano_release, tmp_path):
 
 from nim4asr_edge import Recognizer, RecognizerOptions  # noqa: E402
 
-from .conftest import offline_segment_of, run_stream  # noqa: E402
+from .conftest import hub_cache, import_from_hub_cache, offline_segment_of, run_stream  # noqa: E402
 
 OPTS = RecognizerOptions(threads=2, max_tokens_per_second=3.0, min_new_tokens=6, tune_decode_threads=False,
                          encoder_precision="fp32", llm_quant="f32")

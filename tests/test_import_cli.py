@@ -3,11 +3,6 @@ the hub's cache (never the network)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from nim4asr_edge.cli import main
@@ -19,17 +14,7 @@ hub = pytest.importorskip("huggingface_hub", reason="--from-hub needs the `hub` 
 from nim4asr_export.importers import ImportOptions, import_model  # noqa: E402
 from nim4asr_export.importers.hub import fetch_model_dir  # noqa: E402
 
-
-def hub_cache(root: Path, repo_id: str, files: dict[str, bytes], commit: str = "0" * 40) -> Path:
-    """A hub cache holding one snapshot of ``repo_id``: ``models--ORG--NAME/{refs/main, snapshots/COMMIT/...}``."""
-    repo = root / ("models--" + repo_id.replace("/", "--"))
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(commit)
-    snap = repo / "snapshots" / commit
-    for name, data in files.items():
-        (snap / name).parent.mkdir(parents=True, exist_ok=True)
-        (snap / name).write_bytes(data)
-    return snap
+from .conftest import hub_cache, import_from_hub_cache  # noqa: E402
 
 
 def test_from_hub_reads_the_hub_cache(tmp_path):
@@ -62,10 +47,8 @@ def test_import_model_names_the_family():
 
 def test_cli_from_hub_goes_through_the_hub_cache(tmp_path):
     hub_cache(tmp_path / "cache", "Org/NotAModel", {"README.md": b"hello"})
-    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
     out = tmp_path / "bundle"
-    run = subprocess.run([sys.executable, "-m", "nim4asr_edge", "import", "fun-asr-nano", str(out), "--from-hub",
-                          "Org/NotAModel"], env=env, capture_output=True, text=True, timeout=300)
+    run = import_from_hub_cache(tmp_path / "cache", "fun-asr-nano", "Org/NotAModel", out)
     assert run.returncode == 2, run.stderr
     assert "snapshots" in run.stderr and "Traceback" not in run.stderr
     assert not out.exists() and not list(tmp_path.glob(".bundle.*"))

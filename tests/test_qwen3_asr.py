@@ -25,7 +25,7 @@ from nim4asr_edge.families.qwen3_asr import (
 )
 from nim4asr_edge.frontend import FRONTENDS, WhisperLogMel, make_frontend
 
-from .conftest import offline_segment_of, run_stream
+from .conftest import hub_cache, import_from_hub_cache, offline_segment_of, run_stream
 
 OPTS = RecognizerOptions(threads=1, max_tokens_per_second=3.0, min_new_tokens=6, tune_decode_threads=False)
 # The reference's prompt ids around the audio (MODELS.md B5): system turn (empty context), user turn, audio start
@@ -304,20 +304,11 @@ def test_streaming_windowed_with_rollback_and_a_final_equal_to_offline(rec, jfk)
 def test_cli_import_from_hub_reads_a_local_hub_cache(qwen3_asr_release, tmp_path):
     """``nim4asr-edge import qwen3-asr OUT --from-hub Qwen/Qwen3-ASR-0.6B`` against a hub cache holding the release
     (offline: never the network)."""
-    import os
-    import subprocess
-    import sys
-
     pytest.importorskip("huggingface_hub", reason="--from-hub needs the `hub` extra")
-    snapshot = tmp_path / "cache" / "models--Qwen--Qwen3-ASR-0.6B" / "snapshots" / ("0" * 40)
-    shutil.copytree(qwen3_asr_release, snapshot)
-    (snapshot.parents[1] / "refs").mkdir()
-    (snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
-    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    hub_cache(tmp_path / "cache", "Qwen/Qwen3-ASR-0.6B", source=qwen3_asr_release)
     out = tmp_path / "bundle"
-    run = subprocess.run([sys.executable, "-m", "nim4asr_edge", "import", "qwen3-asr", str(out), "--from-hub",
-                          "Qwen/Qwen3-ASR-0.6B", "--quant", "fp32,f32", "--no-check"],
-                         env=env, capture_output=True, text=True, timeout=600)
+    run = import_from_hub_cache(tmp_path / "cache", "qwen3-asr", "Qwen/Qwen3-ASR-0.6B", out, "--quant", "fp32,f32",
+                                "--no-check")
     assert run.returncode == 0, run.stderr
     assert "[4/4] hashing files and writing manifest.json" in run.stderr
     assert json.loads((out / "manifest.json").read_text())["family"] == "qwen3-asr"
