@@ -181,5 +181,5 @@ async def _close(ws: WebSocket, code: int, reason: str) -> None:
     if ws.application_state != WebSocketState.DISCONNECTED and ws.client_state != WebSocketState.DISCONNECTED:
         try:
             await ws.close(code, reason)
-        except RuntimeError:  # the connection went meanwhile
+        except (RuntimeError, WebSocketDisconnect):  # the connection went meanwhile
             pass
