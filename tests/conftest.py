@@ -50,6 +50,22 @@ def import_from_hub_cache(cache: Path, family: str, repo_id: str, out: Path, *ar
                            *args], env=env, capture_output=True, text=True, timeout=600)
 
 
+def checked_final(events: list, min_partials: int = 3):
+    """The first final of a stream's events, after the checks every stream must pass: partials whose text extends
+    their stable prefix, and one endpoint after each final."""
+    kinds = [e.kind for e in events]
+    assert kinds.count("partial") >= min_partials and kinds.count("final") == kinds.count("endpoint") >= 1
+    assert all(e.text.startswith(e.stable) for e in events if e.kind == "partial")
+    return next(e for e in events if e.kind == "final")
+
+
+def first_pass_phonemes(rec, clip: np.ndarray, most: int = 12) -> tuple[list[str], str]:
+    """(up to ``most`` phonemes of the first-pass evidence, the first-pass text): a random model's own words, to be
+    made into a hotword it will find."""
+    first = rec.transcribe(clip, sample_rate=16000).segments[0]
+    return [s for s in first.phonemes.split() if s != "|"][:most], first.text
+
+
 def offline_segment_of(rec, audio: np.ndarray, event):
     """The offline segment of the audio a streaming final covers (the final must equal it)."""
     start, end = int(round(event.start * 16000)), int(round(event.end * 16000))

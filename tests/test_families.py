@@ -24,7 +24,7 @@ from nim4asr_edge.manifest import FileEntry, Manifest  # noqa: E402
 from nim4asr_edge.models import HERE as SHIPPED  # noqa: E402
 from nim4asr_edge.prompt import PromptParts, PromptTemplate, check_language  # noqa: E402
 
-from .conftest import offline_segment_of, run_stream  # noqa: E402
+from .conftest import checked_final, first_pass_phonemes, offline_segment_of, run_stream  # noqa: E402
 
 STACK = 10  # feature frames (10 ms) per audio token: 10 tokens/s, where NIM4 has 6.25
 N_MELS = 80
@@ -185,9 +185,8 @@ def test_first_pass_hotwords_bring_a_second_pass(tagged_bundle, rec, jfk, one_wo
     """No phoneme head: the first pass's transcript (through the G2P) is searched, and a hotword found there is
     decoded again as a hint. The random model's words are made into the hotword."""
     clip = jfk[: 3 * 16000]
-    first = rec.transcribe(clip, sample_rate=16000).segments[0]
-    heard = [s for s in first.phonemes.split() if s != "|"][:12]
-    assert len(heard) >= 3, f"unusable first pass for this check: {first.text!r}"
+    heard, first_text = first_pass_phonemes(rec, clip)
+    assert len(heard) >= 3, f"unusable first pass for this check: {first_text!r}"
 
     with one_word_index(heard, ENGLISH_INVENTORY) as index:
         with Recognizer(tagged_bundle, OPTS, hotwords=index) as hot:
@@ -201,10 +200,7 @@ def test_first_pass_hotwords_bring_a_second_pass(tagged_bundle, rec, jfk, one_wo
 
 def test_the_family_streams_through_the_engine(rec, jfk):
     events = run_stream(rec, jfk)
-    kinds = [e.kind for e in events]
-    assert kinds.count("partial") >= 3 and kinds.count("final") == kinds.count("endpoint") >= 1
-    assert all(e.text.startswith(e.stable) for e in events if e.kind == "partial")
-    final = next(e for e in events if e.kind == "final")
+    final = checked_final(events)
     offline = offline_segment_of(rec, jfk, final)
     assert (final.text, final.tokens, final.confidence, final.withheld, final.passes) == (
         offline.text, offline.tokens, offline.confidence, offline.withheld, offline.passes)

@@ -215,21 +215,29 @@ def _reference_generation(model, cfg, tok, audio, hotwords=(), language=None, ma
     return seen["ids"][0].tolist(), seen["embeds"], res[0]["text"]
 
 
+def _gguf_logits(rec, embeds, *token_runs) -> list:
+    """The GGUF's logits after the reference's prompt embeddings, then after each run of teacher-forced tokens,
+    on a context of its own."""
+    llm = rec.engine.new_decoder().llm
+    try:
+        llm.clear()
+        llm.eval_embeds(embeds[0].numpy().astype(np.float32), output_last=True)
+        out = [llm.last_logits()]
+        for ids in token_runs:
+            llm.eval_tokens(ids, output_last=True)
+            out.append(llm.last_logits())
+        return out
+    finally:
+        llm.close()
+
+
 def test_gguf_logits_vs_transformers(reference, rec, jfk):
     """The GGUF (F32) on the reference's own prompt embeddings (text + speech) gives the logits of the reference's
     transformers Qwen3 within 1e-3, at the first step and after 8 teacher-forced tokens."""
     model, cfg, tok = reference
     audio = _clip(jfk, 4.0)
     ids, embeds, _ = _reference_generation(model, cfg, tok, audio, max_new=8)
-    llm = rec.engine.new_decoder().llm
-    try:
-        llm.clear()
-        llm.eval_embeds(embeds[0].numpy().astype(np.float32), output_last=True)
-        first = llm.last_logits()
-        llm.eval_tokens(ids[:7], output_last=True)
-        later = llm.last_logits()
-    finally:
-        llm.close()
+    first, later = _gguf_logits(rec, embeds, ids[:7])
     with torch.no_grad():
         tokens = model.llm.get_input_embeddings()(torch.tensor([ids[:7]]))
         ref = model.llm(inputs_embeds=torch.cat([embeds, tokens], dim=1)).logits[0]
@@ -321,13 +329,7 @@ def test_released_shapes_end_to_end(full_release, full_bundle, jfk):
     with Recognizer(full_bundle, OPTS) as r:
         audio = _clip(jfk, 5.0)
         ref_ids, embeds, _ = _reference_generation(model, cfg, tok, audio, max_new=16)
-        llm = r.engine.new_decoder().llm
-        try:
-            llm.clear()
-            llm.eval_embeds(embeds[0].numpy().astype(np.float32), output_last=True)
-            first = llm.last_logits()
-        finally:
-            llm.close()
+        (first,) = _gguf_logits(r, embeds)
         with torch.no_grad():
             logits = model.llm(inputs_embeds=embeds).logits[0, -1].numpy()
         print(f"released shapes: first-step logits max abs diff {np.abs(first - logits).max():.3g}")

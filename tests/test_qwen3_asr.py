@@ -25,7 +25,14 @@ from nim4asr_edge.families.qwen3_asr import (
 )
 from nim4asr_edge.frontend import FRONTENDS, WhisperLogMel, make_frontend
 
-from .conftest import hub_cache, import_from_hub_cache, offline_segment_of, run_stream
+from .conftest import (
+    checked_final,
+    first_pass_phonemes,
+    hub_cache,
+    import_from_hub_cache,
+    offline_segment_of,
+    run_stream,
+)
 
 OPTS = RecognizerOptions(threads=1, max_tokens_per_second=3.0, min_new_tokens=6, tune_decode_threads=False)
 # The reference's prompt ids around the audio (MODELS.md B5): system turn (empty context), user turn, audio start
@@ -269,9 +276,8 @@ def test_first_pass_hotwords_bring_a_second_pass_with_the_hit_as_context(qwen3_a
     from nim4asr_edge.hotwords import ENGLISH_INVENTORY
 
     clip = jfk[: 3 * 16000]
-    first = rec.transcribe(clip, sample_rate=16000).segments[0]
-    heard = [s for s in first.phonemes.split() if s != "|"][:12]
-    assert len(heard) >= 3, f"unusable first pass for this check: {first.text!r}"
+    heard, first_text = first_pass_phonemes(rec, clip)
+    assert len(heard) >= 3, f"unusable first pass for this check: {first_text!r}"
     with one_word_index(heard, ENGLISH_INVENTORY) as index:
         with Recognizer(qwen3_asr_bundle, OPTS, hotwords=index) as hot:
             seg = hot.transcribe(clip, sample_rate=16000).segments[0]
@@ -293,10 +299,7 @@ def test_first_pass_hotwords_bring_a_second_pass_with_the_hit_as_context(qwen3_a
 
 def test_streaming_windowed_with_rollback_and_a_final_equal_to_offline(rec, jfk):
     events = run_stream(rec, jfk, StreamOptions(skip_late_partials=False, chunk_ms=2000))  # the reference's 2-s chunks
-    kinds = [e.kind for e in events]
-    assert kinds.count("partial") >= 2 and kinds.count("final") == kinds.count("endpoint") >= 1
-    assert all(e.text.startswith(e.stable) for e in events if e.kind == "partial")
-    final = next(e for e in events if e.kind == "final")
+    final = checked_final(events, min_partials=2)
     offline = offline_segment_of(rec, jfk, final)
     assert (final.text, final.tokens, final.passes) == (offline.text, offline.tokens, offline.passes)
 
