@@ -94,9 +94,17 @@ class KaldiFbank:
     input_scale: float = 32768.0  # features are computed on int16-range samples, as Kaldi does
     cmvn_mean: tuple[float, ...] | None = None
     cmvn_istd: tuple[float, ...] | None = None
+    window: str = "povey"  # Kaldi's window type: "povey" (NIM4) | "hamming" (FunASR) | "hanning"
     _banks: np.ndarray = field(init=False, repr=False, compare=False)
+    _window: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        n = self.frame_len
+        cos = np.cos(2.0 * np.pi * np.arange(n) / (n - 1))
+        windows = {"povey": (0.5 - 0.5 * cos) ** 0.85, "hamming": 0.54 - 0.46 * cos, "hanning": 0.5 - 0.5 * cos}
+        if self.window not in windows:
+            raise BundleError(f"fbank window {self.window!r} is not one of {', '.join(windows)}")
+        object.__setattr__(self, "_window", windows[self.window])
         if self.cmvn_mean is not None and len(self.cmvn_mean) != self.num_mel_bins:
             raise BundleError(f"CMVN mean has {len(self.cmvn_mean)} values, expected {self.num_mel_bins}")
         if self.cmvn_istd is not None and len(self.cmvn_istd) != self.num_mel_bins:
@@ -132,9 +140,7 @@ class KaldiFbank:
         frames -= frames.mean(axis=1, keepdims=True)  # remove DC per frame
         frames[:, 1:] -= self.preemphasis * frames[:, :-1].copy()
         frames[:, 0] -= self.preemphasis * frames[:, 0]
-        n = self.frame_len
-        window = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / (n - 1))) ** 0.85  # povey
-        spectrum = np.fft.rfft(frames * window, n=self.n_fft, axis=1)
+        spectrum = np.fft.rfft(frames * self._window, n=self.n_fft, axis=1)
         power = spectrum.real**2 + spectrum.imag**2
         return np.log(np.maximum(power @ self._banks.T, _FLOAT_EPS))
 
@@ -156,6 +162,7 @@ class KaldiFbank:
             "high_freq": self.high_freq,
             "input_scale": self.input_scale,
             "cmvn": None if self.cmvn_mean is None else {"mean": list(self.cmvn_mean), "istd": list(self.cmvn_istd)},
+            **({} if self.window == "povey" else {"window": self.window}),  # povey manifests stay as they were
         }
 
 

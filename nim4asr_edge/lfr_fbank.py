@@ -24,7 +24,7 @@ import numpy as np
 
 from .encoder import MIN_FRAMES
 from .errors import AudioError, BundleError
-from .frontend import _FLOAT_EPS, Features, _frames, _kaldi_mel_banks
+from .frontend import Features, KaldiFbank
 
 __all__ = ["LfrFbank", "lfr_rows", "parse_kaldi_mvn"]
 
@@ -53,12 +53,9 @@ class LfrFbank:
     lfr_n: int = 6  # fbank frames between rows (60 ms)
     cmvn_shift: tuple[float, ...] | None = None  # added to each stacked row (am.mvn <AddShift>), or None
     cmvn_scale: tuple[float, ...] | None = None  # then multiplied (am.mvn <Rescale>)
-    _banks: np.ndarray = field(init=False, repr=False, compare=False)
-    _window: np.ndarray = field(init=False, repr=False, compare=False)
+    _fbank: KaldiFbank = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.window not in ("hamming", "povey", "hanning"):
-            raise BundleError(f"lfr_fbank window {self.window!r} is not one of hamming, povey, hanning")
         if self.lfr_m < 1 or self.lfr_n < 1:
             raise BundleError(f"lfr_fbank needs lfr_m, lfr_n >= 1, got {self.lfr_m}, {self.lfr_n}")
         if (self.cmvn_shift is None) != (self.cmvn_scale is None):
@@ -68,31 +65,20 @@ class LfrFbank:
             if values is not None and len(values) != self.n_mels:
                 raise BundleError(f"lfr_fbank {name} has {len(values)} values, expected {self.n_mels} "
                                   f"({self.lfr_m} x {self.num_mel_bins})")
-        n = self.frame_len_fbank
-        i = np.arange(n)
-        win = {
-            "hamming": 0.54 - 0.46 * np.cos(2.0 * np.pi * i / (n - 1)),
-            "hanning": 0.5 - 0.5 * np.cos(2.0 * np.pi * i / (n - 1)),
-            "povey": (0.5 - 0.5 * np.cos(2.0 * np.pi * i / (n - 1))) ** 0.85,
-        }[self.window]
-        object.__setattr__(self, "_window", win)
-        banks = _kaldi_mel_banks(self.num_mel_bins, self.n_fft, self.sample_rate, self.low_freq, self.high_freq)
-        object.__setattr__(self, "_banks", banks)
+        fbank = KaldiFbank(self.sample_rate, self.num_mel_bins, self.frame_length_ms, self.frame_shift_ms,
+                           self.preemphasis, self.low_freq, self.high_freq, self.input_scale, window=self.window)
+        object.__setattr__(self, "_fbank", fbank)  # the fbank before stacking; BundleError for a bad window
 
     # -- geometry ------------------------------------------------------------------------------------------------
     @property
     def frame_len_fbank(self) -> int:
         """Samples of one fbank frame (400)."""
-        return int(round(self.sample_rate * self.frame_length_ms / 1000.0))
+        return self._fbank.frame_len
 
     @property
     def frame_shift_fbank(self) -> int:
         """Samples between fbank frames (160)."""
-        return int(round(self.sample_rate * self.frame_shift_ms / 1000.0))
-
-    @property
-    def n_fft(self) -> int:
-        return 1 << (self.frame_len_fbank - 1).bit_length()
+        return self._fbank.frame_shift
 
     @property
     def frame_shift(self) -> int:
@@ -123,13 +109,7 @@ class LfrFbank:
         if len(x) < self.min_samples():
             raise AudioError(f"audio too short: {len(x)} samples, need at least {self.min_samples()} "
                              f"({self.min_samples() / self.sample_rate:.3f} s: {MIN_FRAMES} feature rows)")
-        frames = _frames(x, self.frame_len_fbank, self.frame_shift_fbank).copy()
-        frames -= frames.mean(axis=1, keepdims=True)  # remove DC per frame
-        frames[:, 1:] -= self.preemphasis * frames[:, :-1].copy()
-        frames[:, 0] -= self.preemphasis * frames[:, 0]
-        spectrum = np.fft.rfft(frames * self._window, n=self.n_fft, axis=1)
-        power = spectrum.real**2 + spectrum.imag**2
-        return np.log(np.maximum(power @ self._banks.T, _FLOAT_EPS))
+        return self._fbank.log_mel(samples)
 
     def stack(self, fbank: np.ndarray) -> np.ndarray:
         """LFR stacking of [T, bins] -> [ceil(T / n), m * bins] (FunASR's ``apply_lfr``)."""
