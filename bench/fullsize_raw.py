@@ -21,22 +21,36 @@ class RawLlama:
     """One llama.cpp model + context + a token batch and an embedding batch, driven directly."""
 
     def __init__(self, path: str | Path, *, n_ctx: int, n_batch: int = 512, n_ubatch: int = 512, n_threads: int = 2,
-                 flash_attn: bool = False, type_k: str = "f16", type_v: str = "f16", use_mmap: bool = True,
-                 extra_bufts: bool = False, n_gpu_layers: int = 0) -> None:
+                 flash_attn: bool = False, type_k: str = "f16", type_v: str = "f16", use_mmap: bool | None = True,
+                 extra_bufts: bool = False, n_gpu_layers: int = 0, n_threads_batch: int | None = None,
+                 model=None) -> None:
+        """``model``: a loaded ``llama_model *`` to share (not freed by :meth:`close`) instead of loading ``path``."""
         global _backend
         if not _backend:
             L.llama_backend_init()
             _backend = True
+        self._owns_model = model is None
+        self.model = model if model is not None else self._load(path, use_mmap, extra_bufts, n_gpu_layers)
+        self._context(n_ctx, n_batch, n_ubatch, n_threads, n_threads_batch, flash_attn, type_k, type_v)
+
+    @staticmethod
+    def _load(path, use_mmap, extra_bufts, n_gpu_layers):
         mp = L.llama_model_default_params()
         mp.n_gpu_layers = n_gpu_layers
+        if use_mmap is None:  # LLMOptions' automatic choice: read the file when the weights are repacked
+            use_mmap = not extra_bufts
         mp.load_mode = L.LLAMA_LOAD_MODE_MMAP if use_mmap else L.LLAMA_LOAD_MODE_NONE
         mp.use_extra_bufts = extra_bufts
-        self.model = L.llama_model_load_from_file(str(path).encode(), mp)
-        if not self.model:
+        model = L.llama_model_load_from_file(str(path).encode(), mp)
+        if not model:
             raise RuntimeError(f"llama_model_load_from_file failed for {path}")
+        return model
+
+    def _context(self, n_ctx, n_batch, n_ubatch, n_threads, n_threads_batch, flash_attn, type_k, type_v) -> None:
         cp = L.llama_context_default_params()
         cp.n_ctx, cp.n_batch, cp.n_ubatch, cp.n_seq_max = n_ctx, n_batch, n_ubatch, 1
-        cp.n_threads = cp.n_threads_batch = n_threads
+        cp.n_threads = n_threads
+        cp.n_threads_batch = n_threads_batch or n_threads
         cp.flash_attn_type = L.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn else L.LLAMA_FLASH_ATTN_TYPE_DISABLED
         cp.type_k, cp.type_v = _KV_TYPES[type_k], _KV_TYPES[type_v]
         cp.embeddings = False
@@ -62,7 +76,8 @@ class RawLlama:
             L.llama_batch_free(self.tb)
             L.llama_batch_free(self.eb)
             L.llama_free(self.ctx)
-            L.llama_model_free(self.model)
+            if self._owns_model:
+                L.llama_model_free(self.model)
             self.ctx = self.model = None
 
     def clear(self) -> None:

@@ -20,6 +20,7 @@ from .errors import (
 from .families import ModelFamily, register_family
 from .hotwords import HotwordHit, HotwordIndex, SearchOptions
 from .options import RecognizerOptions
+from .process_memory import ProcessMemory
 from .recognizer import Recognizer
 from .results import Result, Segment
 from .stream import Stream, StreamEvent, StreamOptions
@@ -28,6 +29,7 @@ from .vad import VadOptions
 __version__ = "0.1.0"
 
 __all__ = [
+    "ProcessMemory",
     "Recognizer",
     "RecognizerOptions",
     "Result",

@@ -41,6 +41,21 @@ class Generation:
     options: LLMOptions | None = None  # the effective options
 
 
+def _load_model(path: Path, o: LLMOptions) -> _llama.LlamaModel:
+    """Load with the resolved buffer and mmap choices; an automatic repacking choice that llama.cpp refuses falls
+    back to plain buffers (a bad file then fails again, with llama.cpp's error)."""
+    extra = o.resolved_extra_buffers()
+    try:
+        return _llama.LlamaModel(path, n_gpu_layers=o.n_gpu_layers, use_mmap=o.resolved_use_mmap(extra),
+                                 extra_buffers=extra)
+    except BundleError:
+        if not (extra and o.extra_buffers is None):
+            raise
+        log.warning("llama.cpp could not load %s with repacked weight buffers; loading without them", path.name)
+        return _llama.LlamaModel(path, n_gpu_layers=o.n_gpu_layers, use_mmap=o.resolved_use_mmap(False),
+                                 extra_buffers=False)
+
+
 class LLMSession:
     """A GGUF model plus one llama.cpp context; a context manager. Not thread-safe: one generation at a time."""
 
@@ -58,9 +73,7 @@ class LLMSession:
         if _model is None:
             if not self.path.is_file():
                 raise BundleError(f"LLM GGUF {self.path} not found; check the bundle directory")
-            _model = _llama.LlamaModel(
-                self.path, n_gpu_layers=o.n_gpu_layers, use_mmap=o.use_mmap, extra_buffers=o.resolved_extra_buffers()
-            )
+            _model = _load_model(self.path, o)
         self._model = _model
         try:
             n_threads, n_threads_batch = o.resolved_threads()
@@ -91,8 +104,9 @@ class LLMSession:
             raise
         self._n_past = 0
         log.debug(
-            "loaded %s: %s, n_embd=%d, n_vocab=%d, n_ctx=%d, n_batch=%d",
+            "loaded %s: %s, n_embd=%d, n_vocab=%d, n_ctx=%d, n_batch=%d, repacked buffers=%s, mmap=%s",
             self.path, self._model.desc(), self._n_embd, self._n_vocab, self._n_ctx, self._n_batch,
+            self._model.extra_buffers, self._model.use_mmap,
         )
 
     # lifecycle
@@ -145,6 +159,16 @@ class LLMSession:
     @property
     def n_batch(self) -> int:
         return self._n_batch
+
+    @property
+    def uses_mmap(self) -> bool:
+        """Whether the weights are mapped from the GGUF (False: read into memory); ``use_mmap=None`` resolved."""
+        return self._model.use_mmap
+
+    @property
+    def uses_extra_buffers(self) -> bool:
+        """Whether llama.cpp holds repacked weight buffers; ``extra_buffers=None`` resolved (and any fallback)."""
+        return self._model.extra_buffers
 
     @property
     def n_past(self) -> int:
@@ -361,15 +385,17 @@ class LLMSession:
         tokens: list[int] = []
         steps: list[np.ndarray] = []
         stop_id = None
-        pending = [self.last_logits()]  # logits for the next choice, then after each token in `ahead`
+        # logits for the next choice, then after each token in `ahead`; a single-token step reads llama.cpp's
+        # buffer in place (valid until the next decode, so a requested step is copied before it)
+        pending = [self._ctx.logits_view(-1, self._n_vocab)]
         ahead: list[int] = []  # draft tokens already in the KV cache beyond the chosen ones
         lookahead = 4  # draft tokens checked per batch, doubled while the draft holds
         on_draft = bool(draft)  # every token chosen so far equals the draft's
         while len(tokens) < max_new_tokens:
             logits = pending.pop(0)
             if return_logits:
-                steps.append(logits)
-            tok = int(np.argmax(logits))
+                steps.append(np.array(logits, copy=True))
+            tok = int(logits.argmax())
             if ahead:
                 if tok == ahead[0] and tok not in stops:
                     ahead.pop(0)
@@ -391,12 +417,19 @@ class LLMSession:
                 pending = self._eval_all_logits([tok, *ahead])
                 lookahead = min(2 * lookahead, 64)
             else:
-                self.eval_tokens([tok], output_last=True)
-                pending = [self.last_logits()]
+                self._eval_one(tok)
+                pending = [self._ctx.logits_view(-1, self._n_vocab)]
         keep = n_start + len(tokens) - (1 if stop_id is None and tokens else 0)
         if self._n_past > keep:  # draft tokens evaluated past the end
             self.truncate(keep)
         return tokens, stop_id, steps
+
+    def _eval_one(self, token: int) -> None:
+        """Append one token chosen from the logits (an argmax index: always in the vocabulary), with output."""
+        self._check_room(1)
+        self._tok_batch.set_one_token(token, self._n_past)
+        self._ctx.decode(self._tok_batch)
+        self._n_past += 1
 
     def _eval_all_logits(self, ids: list[int]) -> list[np.ndarray]:
         """Evaluate ``ids`` (at most ``n_batch``) in one batch; the logits after each of them."""

@@ -8,7 +8,25 @@ from dataclasses import dataclass
 
 from . import _llama
 
-__all__ = ["LLMOptions", "replace_options", "verify_options"]
+__all__ = ["LLMOptions", "auto_extra_buffers", "replace_options", "verify_options"]
+
+_AMX = ("amx_tile", "amx_int8")
+
+
+def auto_extra_buffers(cpu_flags: frozenset[str] | set[str]) -> tuple[bool, str]:
+    """The one rule for ``LLMOptions.extra_buffers=None``: (repack weights?, why) for a CPU with these flags
+    (``/proc/cpuinfo`` names; empty when unknown).
+
+    llama.cpp's extra CPU buffers hold weights repacked for its interleaved AVX2/NEON kernels. Measured on an AVX-512
+    CPU without AMX (``bench/llm_overhead.py``): they bought no decode speed, slowed prefill, and kept a second copy
+    of the weights beside a mapped file. AMX CPUs: llama-cpp-python 0.3.36 segfaulted with them on every quantised
+    model tried. Elsewhere (AVX2-only x86, ARM, unknown) the repacked kernels are llama.cpp's fast path: on.
+    """
+    if any(f in cpu_flags for f in _AMX):
+        return False, "AMX CPU: llama-cpp-python 0.3.36 segfaulted with repacked buffers here"
+    if "avx512f" in cpu_flags:
+        return False, "AVX-512 CPU: repacking measured slower prefill and no faster decode"
+    return True, "repacked kernels are llama.cpp's fast path on this CPU"
 
 
 @dataclass(frozen=True)
@@ -23,16 +41,30 @@ class LLMOptions:
     flash_attn: bool = True  # flash attention: faster prefill and decode, smaller buffers; needed for a quantised V cache
     type_k: str = "f16"  # KV-cache K type: "f32" (exact parity with PyTorch), "f16", "q8_0"
     type_v: str = "f16"  # KV-cache V type: "f32", "f16", "q8_0" (q8_0 needs flash_attn)
-    use_mmap: bool = True  # map the GGUF instead of reading it (lower load time, higher RSS on CPU repack)
+    # Map the GGUF (True) or read it into memory (False). None (auto): map it unless the weights are repacked
+    # (extra_buffers): repacking copies every weight out of the file, and a mapped file would stay resident beside
+    # the copy (full 2.3 B shape, int8 encoder + Q4_K_M, load + 10 s of speech: 2.74 GB peak, vs 2.08 GB with one
+    # copy). Mapped weights are file-backed pages: shared between processes and reclaimable by the OS.
+    use_mmap: bool | None = None
     n_gpu_layers: int = 0  # layers offloaded to a GPU build of llama.cpp; 0 = CPU only, -1 = all
-    # llama.cpp's extra CPU weight buffers (repacked layouts for AMX / AVX kernels). None = on, except on CPUs with
-    # AMX: llama-cpp-python 0.3.36's AMX path segfaults on every quantised model we tried (Q8_0, Q4_0, Q4_K_M, Q4_1).
+    # llama.cpp's extra CPU weight buffers (weights repacked for its AMX / AVX / NEON kernels). None (auto): the CPU
+    # rule of auto_extra_buffers (off on AVX-512 and AMX CPUs, on elsewhere); the load falls back to plain buffers
+    # if llama.cpp cannot load the model with them.
     extra_buffers: bool | None = None
     seed: int = 0  # recorded for reproducibility; greedy decoding draws no random numbers
 
     def resolved_extra_buffers(self) -> bool:
         """``extra_buffers`` with None resolved for this CPU."""
-        return (not _llama.cpu_has_amx()) if self.extra_buffers is None else self.extra_buffers
+        if self.extra_buffers is not None:
+            return self.extra_buffers
+        return auto_extra_buffers(_llama.cpu_flags())[0]
+
+    def resolved_use_mmap(self, extra_buffers: bool | None = None) -> bool:
+        """``use_mmap`` with None resolved: map unless the weights are repacked (``extra_buffers``: the resolved
+        value actually used, default :meth:`resolved_extra_buffers`)."""
+        if self.use_mmap is not None:
+            return self.use_mmap
+        return not (self.resolved_extra_buffers() if extra_buffers is None else extra_buffers)
 
     def resolved_threads(self) -> tuple[int, int]:
         """(n_threads, n_threads_batch) with 0 replaced by the usable CPU count."""
@@ -62,8 +94,9 @@ def verify_options(o: LLMOptions) -> None:
             raise ValueError(f"LLMOptions.{name}={v!r} must be one of {sorted(_llama.GGML_TYPES)}")
     if o.type_v not in ("f32", "f16") and not o.flash_attn:
         raise ValueError(f"LLMOptions.type_v={o.type_v!r} (a quantised V cache) needs flash_attn=True")
-    if o.extra_buffers not in (None, True, False):
-        raise ValueError(f"LLMOptions.extra_buffers={o.extra_buffers!r} must be None (auto), True or False")
+    for name in ("extra_buffers", "use_mmap"):
+        if getattr(o, name) not in (None, True, False):
+            raise ValueError(f"LLMOptions.{name}={getattr(o, name)!r} must be None (auto), True or False")
     if not isinstance(o.n_gpu_layers, int) or o.n_gpu_layers < -1:
         raise ValueError(f"LLMOptions.n_gpu_layers={o.n_gpu_layers!r} must be -1 (all), 0 or a positive int")
 

@@ -14,6 +14,7 @@ from .audio import AudioInput, load_audio
 from .bundle import Bundle
 from .engine import SegmentEngine
 from .options import RecognizerOptions
+from .process_memory import ProcessMemory
 from .results import Result, Segment, Timings
 from .segmenter import split_points
 from .stream import Stream, StreamOptions
@@ -53,6 +54,7 @@ class Recognizer:
             self.close()
             raise
         self.load_seconds = time.perf_counter() - t0
+        self.load_memory = ProcessMemory.now()  # resident memory of this process right after loading
 
     @property
     def engine(self) -> SegmentEngine:
@@ -168,4 +170,6 @@ class Recognizer:
         opts["encoder_file"] = engine.encoder.path.name
         opts["llm_file"] = engine.llm.path.name
         opts["llm_decode_threads"] = engine.llm.options.n_threads
+        opts["llm_mmap"] = engine.llm.uses_mmap
+        opts["llm_extra_buffers"] = engine.llm.uses_extra_buffers
         return opts
