@@ -56,6 +56,7 @@ setup(
         "mic": ["sounddevice>=0.4"],
         "hub": ["huggingface_hub>=0.24"],  # only for `nim4asr-edge import ... --from-hub REPO_ID`
         "server": ["starlette>=1.10", "uvicorn>=0.54", "python-multipart>=0.0.34"],  # nim4asr-edge serve
+        "batch": ["ray==2.60.0"],  # nim4asr-edge batch --ray (local batch jobs need nothing more)
         # the official reference code the importers' parity tests compare with (tests marked `parity`): funasr for
         # Fun-ASR-Nano; for Qwen3-ASR the dependencies qwen-asr 0.0.6 pins, the package itself then installed with
         # `pip install --no-deps qwen-asr==0.0.6` (its own requirements pull gradio and flask)

@@ -7,6 +7,7 @@ from .audio import load_audio
 from .bundle import Bundle
 from .errors import (
     AudioError,
+    BatchError,
     BundleError,
     CheckpointError,
     DecodeError,
@@ -47,6 +48,7 @@ __all__ = [
     "load_audio",
     "Nim4AsrError",
     "AudioError",
+    "BatchError",
     "BundleError",
     "CheckpointError",
     "DecodeError",

@@ -17,6 +17,7 @@ __all__ = [
     "MissingDependencyError",
     "OptionsError",
     "StreamError",
+    "BatchError",
 ]
 
 
@@ -50,6 +51,11 @@ class DecodeError(Nim4AsrError):
 
 class StreamError(Nim4AsrError):
     """A stream was used wrongly (e.g. fed after input_finished) or its worker failed."""
+
+
+class BatchError(Nim4AsrError):
+    """A batch job cannot run: its output directory holds a different job, another process runs it, or its
+    workers cannot start."""
 
 
 class OptionsError(Nim4AsrError, ValueError):

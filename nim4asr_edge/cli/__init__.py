@@ -10,7 +10,7 @@ from typing import Sequence
 from ..errors import Nim4AsrError
 
 # Subcommand modules; each defines register(subparsers) which adds a parser whose default `func` runs it.
-_COMMANDS = ("transcribe", "stream", "mic", "info", "export", "import_model", "hotwords", "serve")
+_COMMANDS = ("transcribe", "stream", "mic", "info", "export", "import_model", "hotwords", "serve", "batch")
 
 
 def build_parser() -> argparse.ArgumentParser:
