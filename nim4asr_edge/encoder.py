@@ -160,6 +160,12 @@ def _open_session(path: Path, opts: EncoderOptions):
     try:
         session = ort.InferenceSession(str(path), sess_options=so, providers=providers)
     except Exception as exc:  # onnxruntime raises its own pybind types (InvalidProtobuf, Fail, ...)
+        if path.suffix == ".ort":  # ORT format (mobile bundles): onnxruntime reads only the format versions it knows
+            raise BundleError(
+                f"cannot load ORT-format encoder graph {path} with onnxruntime {ort.__version__}: "
+                f"{str(exc).strip()}; the file is damaged or was converted by an onnxruntime this one cannot read "
+                "(rebuild the mobile bundle with this onnxruntime: examples/mobile/make_bundle.py)"
+            ) from exc
         raise BundleError(
             f"cannot load encoder graph {path}: {str(exc).strip()}; the file is damaged or not an ONNX "
             "graph (re-export or re-download the bundle)"
