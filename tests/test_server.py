@@ -92,7 +92,7 @@ def transcribe(base, file: bytes | None, headers=None, **fields):
     return request(f"{base}/v1/audio/transcriptions", body, {**h, **(headers or {})})
 
 
-def post_raw(base, body: bytes, headers: dict):
+def post_raw(base, body: bytes, headers: dict, path: str = "/v1/audio/transcriptions"):
     """(status, body) of a POST whose body the server may refuse before reading it all (the client's send may then
     fail with a broken pipe; the response is read anyway)."""
     import socket
@@ -100,7 +100,7 @@ def post_raw(base, body: bytes, headers: dict):
     port = int(base.rsplit(":", 1)[1])
     head = "".join(f"{k}: {v}\r\n" for k, v in {**headers, "Content-Length": len(body), "Connection": "close"}.items())
     with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
-        sock.sendall(f"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: 127.0.0.1\r\n{head}\r\n".encode())
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{head}\r\n".encode())
         try:
             sock.sendall(body)
         except (BrokenPipeError, ConnectionResetError):
@@ -379,6 +379,9 @@ def test_websocket_float32_at_another_rate(server, jfk):
     (json.dumps({"sample_rate": 16000, "rate": 1}), [], 1007, "unknown field"),
     (json.dumps({"sample_rate": 16000, "format": "pcm16"}), [b"\x00\x01\x02"], 1007, "whole number"),
     (json.dumps({"sample_rate": 16000, "format": "f32"}), [np.array([np.nan], "<f4").tobytes()], 1007, "NaN"),
+    (json.dumps({"sample_rate": 16000, "format": "f32"}), [np.array([0, np.inf], "<f4").tobytes()], 1007, "infinite"),
+    (json.dumps({"sample_rate": 16000, "hints": ["Ada Lovelace " * 40] * 3}), [], 1007, "LLM tokens"),
+    (json.dumps({"sample_rate": 16000, "format": "pcm16"}), [b"\x00\x00" * 8000] * 21 * 2, 1009, "limit of 20 s"),
     (json.dumps({"sample_rate": 16000, "format": "pcm16"}), ["hello"], 1007, "end"),
 ])
 def test_websocket_bad_messages_close_with_reason(server, start, frames, want, words):
@@ -482,7 +485,8 @@ def test_hotword_endpoints(hotword_server):
     assert status == 200 and json.loads(body) == {"removed": 1, "missing": ["Nobody"]}
     status, _, body = request(f"{base}?namespace=alice")
     assert [e["text"] for e in json.loads(body)["data"]] == ["Zorblax"]
-    for bad in ({"entries": []}, {"entries": [3]}, {"namespace": "", "entries": ["x"]}):
+    for bad in ({"entries": []}, {"entries": [3]}, {"namespace": "", "entries": ["x"]},
+                {"namespace": " ", "entries": ["x"]}):
         assert_error(*_post_json(base, bad)[::2], 400)
     assert_error(*request(f"{base}/search")[::2], 400, "q")
     status, _, body = transcribe(hotword_server.url, jfk_bytes())  # recognition still works after the edits

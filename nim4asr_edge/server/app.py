@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hmac
+import ipaddress
 import logging
 from typing import TYPE_CHECKING
 
@@ -22,13 +24,15 @@ from starlette.responses import JSONResponse  # noqa: E402
 from starlette.routing import Route, WebSocketRoute  # noqa: E402
 
 from .config import ServerConfig  # noqa: E402
-from .errors import ApiError, api_error_response, error_body, http_error_response, internal_error_handler  # noqa: E402
-from .hotwords import add_hotwords, import_hotwords, list_hotwords, remove_hotwords, search_hotwords  # noqa: E402
+from .errors import (ApiError, api_error_response, error_body, http_error_response,  # noqa: E402
+                     internal_error_handler, websocket_only)
+from .hotwords import hotwords, import_hotwords, remove_hotwords, search_hotwords  # noqa: E402
 from .live import live_stream  # noqa: E402
 from .openapi import openapi_document  # noqa: E402
 from .pool import ContextPool  # noqa: E402
 from .state import ServerState  # noqa: E402
 from .transcriptions import health, list_models, transcriptions  # noqa: E402
+from .web import PAGE_PATHS, page_routes  # noqa: E402
 
 if TYPE_CHECKING:
     import uvicorn
@@ -41,20 +45,30 @@ log = logging.getLogger("nim4asr_edge.server")
 
 
 class BearerAuth:
-    """Every HTTP request and WebSocket must carry ``Authorization: Bearer <token>`` (compared in constant time).
-    CORS preflights (OPTIONS) are answered by the CORS layer outside this one."""
+    """Every HTTP request and WebSocket must carry ``Authorization: Bearer <token>`` (compared in constant time); a
+    WebSocket may carry it as the subprotocol ``bearer.<base64url(token)>`` instead (browsers cannot set headers on
+    one). GET/HEAD of the ``public`` paths (the browser page, which holds no data) need none. CORS preflights
+    (OPTIONS) are answered by the CORS layer outside this one."""
 
-    def __init__(self, app, token: str) -> None:
+    def __init__(self, app, token: str, public: frozenset = frozenset()) -> None:
         self.app = app
         self._expected = f"Bearer {token}".encode()
+        self._subprotocol = b"bearer." + base64.urlsafe_b64encode(token.encode()).rstrip(b"=")
+        self._public = public
 
     def _authorised(self, scope) -> bool:
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD") and scope["path"] in self._public:
+            return True
         given = b""
         for name, value in scope.get("headers", ()):
             if name == b"authorization":
                 given = value
                 break
-        return hmac.compare_digest(given, self._expected)
+        ok = hmac.compare_digest(given, self._expected)
+        if scope["type"] == "websocket":
+            for offered in scope.get("subprotocols", ()):
+                ok |= hmac.compare_digest(offered.encode(), self._subprotocol)
+        return ok
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] not in ("http", "websocket") or self._authorised(scope):
@@ -81,7 +95,8 @@ class OriginCheck:
         if scope["type"] == "http" and scope["method"] in ("GET", "HEAD", "OPTIONS"):
             return False
         origin = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"origin"), None)
-        return origin is not None and self.allowed != "*" and origin != self.allowed
+        return origin is not None and self.allowed != "*" and origin != self.allowed and \
+            not _own_page(origin, scope)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] not in ("http", "websocket") or not self._foreign(scope):
@@ -94,6 +109,20 @@ class OriginCheck:
         await JSONResponse(error_body(403, message), 403)(scope, receive, send)
 
 
+def _own_page(origin: str, scope) -> bool:
+    """Whether ``origin`` is this server's own page (``http(s)://`` + the Host header), reached by an IP address or
+    ``localhost``: a DNS name could be rebound to this machine by another site, whose Origin and Host would match."""
+    host = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"host"), "")
+    if origin not in (f"http://{host}", f"https://{host}"):
+        return False
+    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1:].split("]", 1)[0]
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return name == "localhost"
+    return True
+
+
 def build_app(recognizer: "Recognizer", config: ServerConfig) -> Starlette:
     from .. import __version__
 
@@ -101,7 +130,8 @@ def build_app(recognizer: "Recognizer", config: ServerConfig) -> Starlette:
     name = recognizer.bundle.path.name
     state = ServerState(recognizer, config, config.model_id or name,
                         {"bundle": name, "family": engine.family.name, "guard_status": engine.guard_status})
-    document = openapi_document(__version__, secured=bool(config.token))
+    document = openapi_document(__version__, secured=bool(config.token), model_id=state.model_id,
+                                languages=engine.prompt.languages)
 
     async def openapi(request: Request) -> JSONResponse:
         return JSONResponse(document)
@@ -122,18 +152,19 @@ def build_app(recognizer: "Recognizer", config: ServerConfig) -> Starlette:
                                      allow_headers=["Authorization", "Content-Type"], max_age=600))
     middleware.append(Middleware(OriginCheck, allowed=config.cors_origin))
     if config.token:
-        middleware.append(Middleware(BearerAuth, token=config.token))
+        middleware.append(Middleware(BearerAuth, token=config.token, public=PAGE_PATHS))
     routes = [
         Route("/v1/audio/transcriptions", transcriptions, methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
-        Route("/v1/hotwords", list_hotwords, methods=["GET"]),
-        Route("/v1/hotwords", add_hotwords, methods=["POST"]),
+        Route("/v1/hotwords", hotwords, methods=["GET", "POST"]),
         Route("/v1/hotwords/remove", remove_hotwords, methods=["POST"]),
         Route("/v1/hotwords/import", import_hotwords, methods=["POST"]),
         Route("/v1/hotwords/search", search_hotwords, methods=["GET"]),
         WebSocketRoute("/v1/audio/stream", live_stream),
+        Route("/v1/audio/stream", websocket_only, methods=["GET"]),  # plain HTTP there: 426, not 404
+        *page_routes(),  # the browser page at / (docs/server.md)
     ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan, exception_handlers={
         ApiError: api_error_response, HTTPException: http_error_response, Exception: internal_error_handler})

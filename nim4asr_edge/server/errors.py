@@ -7,13 +7,13 @@ import logging
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-__all__ = ["ApiError", "api_error_response", "error_body", "internal_error_handler"]
+__all__ = ["ApiError", "api_error_response", "error_body", "internal_error_handler", "websocket_only"]
 
 log = logging.getLogger("nim4asr_edge.server")
 
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
           405: "invalid_request_error", 413: "invalid_request_error", 415: "invalid_request_error",
-          422: "invalid_request_error", 429: "rate_limit_error", 503: "server_error"}
+          422: "invalid_request_error", 426: "invalid_request_error", 429: "rate_limit_error", 503: "server_error"}
 
 
 class ApiError(Exception):
@@ -49,3 +49,9 @@ async def internal_error_handler(request: Request, exc: Exception) -> JSONRespon
     """A bug: logged with its traceback here, and a generic message for the client."""
     log.error("internal error serving %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse(error_body(500, "internal server error (the server log has the details)"), 500)
+
+
+async def websocket_only(request: Request) -> JSONResponse:
+    """A plain HTTP request to a WebSocket endpoint: 426 Upgrade Required (not a 404 for a path that exists)."""
+    raise ApiError(426, f"{request.url.path} is a WebSocket endpoint: open it with a WebSocket handshake "
+                        "(Upgrade: websocket)", None, {"Upgrade": "websocket"})

@@ -9,7 +9,7 @@ import os
 import tempfile
 from typing import TYPE_CHECKING
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
 from ..errors import HotwordError
@@ -21,10 +21,13 @@ if TYPE_CHECKING:
     from ..hotwords import HotwordIndex
     from .state import ServerState
 
-__all__ = ["add_hotwords", "import_hotwords", "list_hotwords", "remove_hotwords", "search_hotwords"]
+__all__ = ["LIST_FORMATS", "MAX_JSON_MB", "add_hotwords", "hotwords", "import_hotwords", "list_hotwords",
+           "remove_hotwords", "search_hotwords"]
 
 MAX_ENTRIES = 10_000  # entries per JSON request (a larger list goes through /v1/hotwords/import)
 MAX_LIST_MB = 64.0  # largest imported list file
+MAX_JSON_MB = 8.0  # largest JSON body (413 beyond)
+LIST_FORMATS = ("txt", "csv")
 
 
 def _index(request: Request) -> tuple["ServerState", "HotwordIndex"]:
@@ -55,16 +58,27 @@ def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
 
 
 async def _json(request: Request) -> dict:
+    ctype = request.headers.get("content-type", "")
+    if ctype.split(";")[0].strip().lower() != "application/json":
+        raise ApiError(415, "send a JSON body (Content-Type: application/json; it was "
+                            f"{ctype.split(';')[0] or 'missing'})")
+    limit, data = int(MAX_JSON_MB * 1024 * 1024), bytearray()
     try:
-        body = json.loads(await request.body())
-    except ValueError:
+        async for chunk in request.stream():
+            data += chunk
+            if len(data) > limit:
+                raise ApiError(413, f"the JSON body is larger than the server's limit of {MAX_JSON_MB:g} MiB")
+        body = json.loads(data)
+    except ValueError:  # not JSON, or not UTF-8
         raise ApiError(400, "the body must be a JSON object") from None
+    except ClientDisconnect:
+        raise ApiError(400, "the client disconnected before the body was complete") from None
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be a JSON object")
     return body
 
 
-async def _edit(state: "ServerState", fn, *args):
+async def _edit(state: "ServerState", fn, *args, param: str | None = None):
     try:
         async with state.pool.exclusive():
             return await state.pool.to_thread(fn, *args)
@@ -72,7 +86,7 @@ async def _edit(state: "ServerState", fn, *args):
         raise ApiError(429, f"the server is busy ({exc}); retry later", None,
                        {"Retry-After": str(state.config.retry_after_s)}) from None
     except HotwordError as exc:
-        raise ApiError(400, str(exc)) from None
+        raise ApiError(400, str(exc), param) from None
 
 
 def _report(report) -> dict:
@@ -112,7 +126,7 @@ async def add_hotwords(request: Request) -> JSONResponse:
             entries.append((e["text"], float(e.get("weight", 1.0))))
         else:
             raise ApiError(400, "each entry must be a text or {\"text\": str, \"weight\": number}", "entries")
-    report = await _edit(state, lambda: index.add(entries, namespace=namespace))
+    report = await _edit(state, lambda: index.add(entries, namespace=namespace), param="entries")
     return JSONResponse(_report(report))
 
 
@@ -123,23 +137,31 @@ async def import_hotwords(request: Request) -> JSONResponse:
     namespace = _namespace(form.fields.get("namespace", "default"))
     if not form.audio:
         raise ApiError(400, "the uploaded list is empty (0 bytes)", "file")
-    csv = form.fields.get("format", "txt") == "csv"
+    fmt = form.fields.get("format", "txt")
+    if fmt not in LIST_FORMATS:
+        raise ApiError(400, f"format must be one of {', '.join(LIST_FORMATS)}", "format")
+    csv = fmt == "csv"
 
     def add():
         fd, path = tempfile.mkstemp(suffix=".csv" if csv else ".txt", prefix="nim4asr-hotwords-")
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(form.audio)
-            return index.add(path, namespace=namespace)
+            try:
+                return index.add(path, namespace=namespace)
+            except HotwordError as exc:  # its message names the temporary file: never show it
+                message = str(exc).replace(path, "the uploaded list").replace(os.path.basename(path), "the list")
+                raise HotwordError(message) from None
         finally:
             os.unlink(path)
 
-    try:
-        report = await _edit(state, add)
-    except ApiError as exc:  # a list's errors may name the temporary file: never show it
-        raise ApiError(exc.status, exc.message.replace(tempfile.gettempdir(), "<upload>"), exc.param,
-                       exc.headers) from None
+    report = await _edit(state, add, param="file")
     return JSONResponse(_report(report))
+
+
+async def hotwords(request: Request) -> JSONResponse:
+    """``/v1/hotwords``: GET lists, POST adds (one route, so a wrong method's 405 names both)."""
+    return await (list_hotwords if request.method in ("GET", "HEAD") else add_hotwords)(request)
 
 
 async def remove_hotwords(request: Request) -> JSONResponse:
@@ -150,16 +172,17 @@ async def remove_hotwords(request: Request) -> JSONResponse:
     if not isinstance(texts, list) or not texts or len(texts) > MAX_ENTRIES or \
             not all(isinstance(t, str) for t in texts):
         raise ApiError(400, f"texts must be a list of 1 to {MAX_ENTRIES} strings", "texts")
-    report = await _edit(state, lambda: index.remove(texts, namespace=namespace))
+    report = await _edit(state, lambda: index.remove(texts, namespace=namespace), param="texts")
     return JSONResponse({"removed": report.removed, "missing": list(report.missing)})
 
 
 async def search_hotwords(request: Request) -> JSONResponse:
     """Phonemise ``q`` and search it as if it had been heard."""
     state, index = _index(request)
-    query = request.query_params.get("q", "").strip()
-    if not query or len(query) > 1000:
-        raise ApiError(400, "q must be a text of 1 to 1000 characters", "q")
+    query = request.query_params.get("q", "")
+    if not query.strip() or len(query) > 1000:
+        raise ApiError(400, "q must be a text of 1 to 1000 characters, not all blank", "q")
+    query = query.strip()
     top_k = _int(request, "top_k", 10, 1, 100)
     namespace = request.query_params.get("namespace")
     try:

@@ -22,6 +22,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from ..errors import Nim4AsrError
 from .pool import Busy
+from .web import SUBPROTOCOL
 
 if TYPE_CHECKING:
     from ..stream import Stream
@@ -141,7 +142,8 @@ async def _forward(ws: WebSocket, stream: "Stream", state: "ServerState") -> Non
 
 async def live_stream(ws: WebSocket) -> None:
     state: ServerState = ws.app.state.server
-    await ws.accept()
+    # a client that offers subprotocols (a browser carrying its token as one) gets ours, never the token back
+    await ws.accept(SUBPROTOCOL if SUBPROTOCOL in ws.scope.get("subprotocols", ()) else None)
     stream = None
     try:
         async with state.pool.slot():
@@ -152,6 +154,8 @@ async def live_stream(ws: WebSocket) -> None:
             if first["type"] == "websocket.disconnect":
                 return
             rate, dtype, hints, skip = parse_start(first)
+            if (problem := state.hint_error(hints)) is not None:
+                raise Refused(INVALID, problem)
             options = dataclasses.replace(state.stream_options, skip_late_partials=skip)
             stream = await state.pool.to_thread(state.recognizer.create_stream, options, hints)
             feeding = asyncio.ensure_future(_feed(ws, stream, rate, dtype, state.config.max_audio_s * rate))
@@ -171,6 +175,9 @@ async def live_stream(ws: WebSocket) -> None:
         pass
     except Nim4AsrError as exc:
         log.warning("live stream failed: %s", exc)
+        await _close(ws, INTERNAL, "recognition failed")
+    except Exception:  # a bug: its traceback in the server log, the client told only that recognition failed
+        log.exception("live stream failed")
         await _close(ws, INTERNAL, "recognition failed")
     finally:
         if stream is not None:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ..decoding import PromptedDecoder
     from .state import ServerState
 
-__all__ = ["RESPONSE_FORMATS", "health", "list_models", "recognise", "transcriptions"]
+__all__ = ["MAX_HINTS", "MODEL_ALIASES", "RESPONSE_FORMATS", "health", "list_models", "recognise", "transcriptions"]
 
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 MODEL_ALIASES = ("whisper-1",)  # names OpenAI clients send by default; they select the one served model
@@ -51,14 +51,23 @@ def recognise(decoder: "PromptedDecoder", state: "ServerState", samples: np.ndar
 
 
 def _hints(prompt: str) -> list[str]:
-    hints = [h.strip() for h in prompt.split(",") if h.strip()]
-    if len(hints) > MAX_HINTS:
-        raise ApiError(400, f"the prompt holds {len(hints)} hints; at most {MAX_HINTS} are allowed", "prompt")
-    return hints
+    parts = prompt.split(",")
+    if len(parts) > MAX_HINTS:
+        raise ApiError(400, f"the prompt holds {len(parts)} comma-separated hints; at most {MAX_HINTS} are allowed",
+                       "prompt")
+    return [h.strip() for h in parts if h.strip()]
 
 
-def _language(state: "ServerState", value: str) -> str | None:
-    if not value:
+def _field(fields: dict[str, str], name: str) -> str | None:
+    """A text field's value; None when absent, 400 when present but empty (never silently taken as absent)."""
+    value = fields.get(name)
+    if value is not None and not value:
+        raise ApiError(400, f"{name} is empty: leave the field out or give a value", name)
+    return value
+
+
+def _language(state: "ServerState", value: str | None) -> str | None:
+    if value is None:
         return None
     try:
         check_language(state.recognizer.engine.prompt, value)
@@ -67,9 +76,9 @@ def _language(state: "ServerState", value: str) -> str | None:
     return value
 
 
-def _check_model(state: "ServerState", value: str) -> None:
-    if value and value != state.model_id and value not in MODEL_ALIASES:
-        raise ApiError(400, f"model {value!r} is not served here; this server serves {state.model_id!r} "
+def _check_model(state: "ServerState", value: str | None) -> None:
+    if value is not None and value != state.model_id and value not in MODEL_ALIASES:
+        raise ApiError(400, f"model {value[:80]!r} is not served here; this server serves {state.model_id!r} "
                             "(GET /v1/models)", "model")
 
 
@@ -105,13 +114,15 @@ async def transcriptions(request: Request) -> Response:
     config = state.config
     form = await read_form(request, config.max_upload_bytes, config.max_upload_mb)
     fields = form.fields
-    fmt = fields.get("response_format", "") or "json"
+    fmt = _field(fields, "response_format") or "json"
     if fmt not in RESPONSE_FORMATS:
-        raise ApiError(400, f"response_format {fmt!r} is not one of {', '.join(RESPONSE_FORMATS)}",
+        raise ApiError(400, f"response_format {fmt[:40]!r} is not one of {', '.join(RESPONSE_FORMATS)}",
                        "response_format")
-    _check_model(state, fields.get("model", ""))
-    language = _language(state, fields.get("language", ""))
+    _check_model(state, _field(fields, "model"))
+    language = _language(state, _field(fields, "language"))
     hints = _hints(fields.get("prompt", ""))
+    if (problem := state.hint_error(hints)) is not None:
+        raise ApiError(400, f"the prompt is too long: {problem}", "prompt")
     # decoding and resampling a long file takes a while: off the event loop too
     samples = await run_in_threadpool(decode_audio, form.audio, state.recognizer.sample_rate, config.max_audio_s)
     try:

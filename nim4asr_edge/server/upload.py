@@ -19,10 +19,11 @@ from ..audio import prepare_samples
 from ..errors import AudioError
 from .errors import ApiError
 
-__all__ = ["Upload", "decode_audio", "read_form"]
+__all__ = ["MAX_FIELD_CHARS", "Upload", "decode_audio", "read_form"]
 
 FORM_OVERHEAD = 64 * 1024  # bytes of the body beyond the file allowed for the other fields and part headers
-MAX_FIELD_BYTES = 16 * 1024  # longest text field (a prompt)
+MAX_FIELD_BYTES = 16 * 1024  # longest text field in bytes (a prompt)
+MAX_FIELD_CHARS = MAX_FIELD_BYTES // 4  # longest text field in characters (any UTF-8 text this long fits the bytes)
 SUPPORTED = "WAV, FLAC, OGG/Vorbis/Opus, MP3"
 _UNKNOWN_SIZES = (0, 0xFFFFFFFF)  # a WAV written while streaming may not know its data size
 
@@ -68,6 +69,9 @@ async def read_form(request: Request, max_bytes: int, max_mb: float) -> Upload:
         fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
     finally:
         await form.close()
+    for name, value in fields.items():
+        if len(value) > MAX_FIELD_CHARS:
+            raise ApiError(400, f"the field {name[:40]!r} is longer than {MAX_FIELD_CHARS} characters", name[:40])
     if len(data) > max_bytes:
         raise ApiError(413, f"the upload is larger than the server's limit of {max_mb:g} MiB", "file")
     return Upload(data, fields)

@@ -1,6 +1,7 @@
 // Run against a live server: NIM4ASR_URL=http://127.0.0.1:PORT NIM4ASR_WAV=path/to/jfk.wav node --test test/
 // NIM4ASR_HOTWORDS=1 when the server was started with --hotwords (an index holding "Ada Lovelace").
-// NIM4ASR_TOKEN when the server was started with --token.
+// NIM4ASR_TOKEN when the server was started with --token; NIM4ASR_BUSY=1 (a server with --contexts 1 --queue 0)
+// skips these (limits.test.mjs then runs).
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { test } from "node:test";
@@ -10,7 +11,8 @@ import { Nim4AsrClient, Nim4AsrError, readWav } from "../dist/index.js";
 const URL = process.env.NIM4ASR_URL;
 const WAV = process.env.NIM4ASR_WAV;
 const HOTWORDS = process.env.NIM4ASR_HOTWORDS === "1";
-const skip = !URL || !WAV ? "set NIM4ASR_URL and NIM4ASR_WAV to run against a server" : false;
+const skip = !URL || !WAV ? "set NIM4ASR_URL and NIM4ASR_WAV to run against a server"
+  : process.env.NIM4ASR_BUSY === "1" ? "the busy server (--contexts 1 --queue 0) runs limits.test.mjs only" : false;
 const client = new Nim4AsrClient({ baseUrl: URL ?? "http://127.0.0.1:1", token: process.env.NIM4ASR_TOKEN,
   timeoutMs: 30_000 });
 
@@ -66,7 +68,7 @@ test("4xx refusals become Nim4AsrError", { skip, timeout: 30_000 }, async () => 
   });
   await assert.rejects(client.transcribe(WAV, { model: "gpt-9" }), (err) => err instanceof Nim4AsrError &&
     err.status === 400 && /not served/.test(err.message));
-  const wrong = new Nim4AsrClient({ baseUrl: URL + "/nope" });
+  const wrong = new Nim4AsrClient({ baseUrl: URL + "/nope", token: process.env.NIM4ASR_TOKEN });
   await assert.rejects(wrong.health(), (err) => err instanceof Nim4AsrError && err.status === 404 &&
     err.type === "not_found_error");
   const gone = new Nim4AsrClient({ baseUrl: "http://127.0.0.1:9", timeoutMs: 5000 });
