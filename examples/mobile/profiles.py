@@ -175,7 +175,7 @@ def run_profile(profile: Profile, bundle: str, quant: str | None, clips: str | N
         "bundle_path": bundle, "quant": quant, "artifact_bytes": artifact, "host_cores": host,
         "memory": {"budget_mb": profile.memory_mb, "peak_rss_mb": run.peak_rss_mb,
                    "peak_rss_anon_mb": run.peak_rss_anon_mb, "peak_rss_file_mb": run.peak_rss_file_mb,
-                   "ru_maxrss_mb": run.ru_maxrss_mb, "within_budget": run.ru_maxrss_mb <= profile.memory_mb},
+                   "vm_hwm_mb": run.hwm_mb, "within_budget": run.hwm_mb <= profile.memory_mb},
         "child_cpu_s": round(run.cpu_s, 2), "wall_s": round(run.wall_s, 1),
         "cpu_obtained_cores": round(run.cpu_s / run.wall_s, 3),  # below quota_cores: other load took the rest
         **work,

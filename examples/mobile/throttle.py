@@ -53,12 +53,14 @@ class LimitedRun:
     peak_rss_mb: float  # highest sampled VmRSS
     peak_rss_anon_mb: float  # RssAnon at the highest sample
     peak_rss_file_mb: float  # RssFile (mmap'd model files, libraries) at the highest sample
-    ru_maxrss_mb: float  # the kernel's peak RSS of the child (wait4), between samples too
+    # the kernel's peak resident set of the child since its exec (VmHWM, last sampled): peaks between samples too.
+    # Not wait4's ru_maxrss, which starts from the parent's resident set at fork (a large test runner's, say).
+    hwm_mb: float
     cpu_method: str  # "cgroup-v1", "cgroup-v2", "duty-cycle" or "none"
     rss_trace: list[tuple[float, float]] = field(default_factory=list)  # (seconds, MB) every ~100 ms
 
 
-def _status_mb(pid: int) -> tuple[float, float, float] | None:
+def _status_mb(pid: int) -> tuple[float, float, float, float] | None:
     try:
         text = Path(f"/proc/{pid}/status").read_text()
     except OSError:
@@ -66,11 +68,11 @@ def _status_mb(pid: int) -> tuple[float, float, float] | None:
     vals = {}
     for line in text.splitlines():
         key, _, rest = line.partition(":")
-        if key in ("VmRSS", "RssAnon", "RssFile"):
+        if key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
             vals[key] = int(rest.split()[0]) / 1024
     if "VmRSS" not in vals:
         return None
-    return vals["VmRSS"], vals.get("RssAnon", 0.0), vals.get("RssFile", 0.0)
+    return vals["VmRSS"], vals.get("RssAnon", 0.0), vals.get("RssFile", 0.0), vals.get("VmHWM", vals["VmRSS"])
 
 
 def _make_cgroup(cores: float, shares: int) -> tuple[str, Path] | None:
@@ -132,6 +134,7 @@ def run_limited(cmd: Sequence[str], budget_mb: float, cpu: CpuLimit | None = Non
         share = min(1.0, cpu.cores / max(1, min(cpu.threads, host)))
         threading.Thread(target=_duty_cycle, args=(proc.pid, share, stop), daemon=True).start()
     peak = [0.0, 0.0, 0.0]
+    hwm = [0.0]  # the kernel's peak resident set of the child's own memory (VmHWM), peaks between samples too
     trace: list[tuple[float, float]] = []
     over: list[float] = []
 
@@ -142,13 +145,14 @@ def run_limited(cmd: Sequence[str], budget_mb: float, cpu: CpuLimit | None = Non
             if vals is None:
                 return
             now = time.perf_counter() - t0
+            hwm[0] = max(hwm[0], vals[3])
             if vals[0] > peak[0]:
-                peak[:] = vals
+                peak[:] = vals[:3]
             if now - last >= 0.1:
                 trace.append((round(now, 2), round(vals[0], 1)))
                 last = now
-            if vals[0] > budget_mb:
-                over.append(vals[0])
+            if max(vals[0], vals[3]) > budget_mb:
+                over.append(max(vals[0], vals[3]))
                 os.kill(proc.pid, signal.SIGCONT)
                 proc.kill()
                 return
@@ -184,8 +188,6 @@ def run_limited(cmd: Sequence[str], budget_mb: float, cpu: CpuLimit | None = Non
             except OSError:
                 pass
     proc.returncode = os.waitstatus_to_exitcode(status)
-    if not over and usage.ru_maxrss / 1024 > budget_mb:  # a peak between two samples
-        over.append(usage.ru_maxrss / 1024)
     if over:
         raise MemoryBudgetError(
             f"over the memory budget: resident set {over[0]:.0f} MB > {budget_mb:.0f} MB; the run was killed "
@@ -193,5 +195,5 @@ def run_limited(cmd: Sequence[str], budget_mb: float, cpu: CpuLimit | None = Non
     return LimitedRun(
         returncode=proc.returncode, stdout="".join(out), stderr="".join(err), wall_s=time.perf_counter() - t0,
         cpu_s=usage.ru_utime + usage.ru_stime, peak_rss_mb=round(peak[0], 1), peak_rss_anon_mb=round(peak[1], 1),
-        peak_rss_file_mb=round(peak[2], 1), ru_maxrss_mb=round(usage.ru_maxrss / 1024, 1), cpu_method=method,
+        peak_rss_file_mb=round(peak[2], 1), hwm_mb=round(hwm[0], 1), cpu_method=method,
         rss_trace=trace)
