@@ -11,7 +11,7 @@ Each model family has one evidence source:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -29,6 +29,9 @@ _G2P_CHARS = 200  # a G2P call's text limit (hotwords.g2p.MAX_TEXT_CHARS): longe
 class Evidence:
     symbols: tuple[str, ...]  # phonemes ("|" = word boundary)
     source: str  # the EvidenceSource's name
+    # acoustic evidence: the CTC log-posteriors (frames, inventory classes) whose greedy path ``symbols`` is, for
+    # the hotword search's posterior verifier; None for evidence from text
+    logprobs: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def text(self) -> str:
         return " ".join(self.symbols)
@@ -61,7 +64,8 @@ class PhonemeCtcEvidence(EvidenceSource):
     def from_encoder(self, logprobs: Sequence[np.ndarray]) -> Evidence:
         if not logprobs:
             return Evidence((), self.name)
-        return Evidence(ctc_greedy(np.concatenate(logprobs), self.inventory, self.blank).symbols, self.name)
+        lp = np.concatenate(logprobs)
+        return Evidence(ctc_greedy(lp, self.inventory, self.blank).symbols, self.name, lp)
 
 
 class HypothesisEvidence(EvidenceSource):

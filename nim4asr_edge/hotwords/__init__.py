@@ -1,4 +1,4 @@
-"""Hotwords: phoneme store (SQLite), exact (Aho-Corasick) and approximate (HNSW) retrieval over CTC phonemes.
+"""Hotwords: phoneme store (SQLite), exact (sorted pattern hashes) and approximate (HNSW) retrieval over CTC phonemes.
 
 See docs/HOTWORDS.md (its "Modules" section maps the files). eSpeak NG (GPL-3.0) is an optional run-time backend
 of :mod:`.g2p`, loaded only when a G2P is created.

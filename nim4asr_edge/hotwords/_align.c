@@ -1,6 +1,8 @@
-/* Compiled verifier for hotword retrieval: the same edit-distance alignment as embed.align_scores (numpy), one
- * (entry, text) pair at a time, each stopped at its own entry length. embed.align_scores uses it when it was built
- * (setup.py builds it as an optional extension) and keeps the numpy code as the fallback and the reference.
+/* Compiled verifiers for hotword retrieval (setup.py builds this as an optional extension; the numpy code stays as
+ * the fallback and the reference, and tests check that both give identical results):
+ *
+ * align: the same edit-distance alignment as verify.align_scores_numpy, one (entry, text) pair at a time, each
+ * stopped at its own entry length.
  *
  * align(entries, texts, entry_len, text_len, final, sub_cost, out_cost, out_len, C, M, N, V, boundary, word_end)
  *   entries int64 (C, M), texts int64 (C, N): symbol ids, PAD = -1 past each length
@@ -60,7 +62,7 @@ static PyObject *align(PyObject *self, PyObject *args) {
             out_len[c] = 0;
             continue;
         }
-        if (m > M) { /* cannot happen through embed.align_scores; never "done" in the numpy code either */
+        if (m > M) { /* cannot happen through verify.align_scores; never "done" in the numpy code either */
             out_cost[c] = BIG;
             out_len[c] = 0;
             continue;
@@ -131,8 +133,153 @@ done:
     return result;
 }
 
+/* keyword(costs, states, skip, nstates, lo, hi, limit, out_cost, out_first, out_last, C, S, T, W)
+ *   the CTC keyword DP of ctc_score.keyword_costs_numpy, one entry at a time over its own frames [lo, hi):
+ *   costs float32 (T, W) frame costs; states int64 (C, S) cost columns of each path's states (PAD = -1 past
+ *   nstates); skip uint8 (C, S): state s may be entered from s - 2; nstates, lo, hi int64 (C,); limit float32
+ *   (C,): a partial path costing more becomes BIG (so only the states up to two past the furthest one below BIG
+ *   are computed: the others are BIG anyway)
+ *   out_cost float32 (C,) (BIG where no path fits), out_first / out_last int64 (C,) frames (-1 where none)
+ * Same float32 operations in the same order and the same tie-breaking as the numpy code: predecessors stay,
+ * s - 1, s - 2 (a later one only when strictly cheaper); state 0 starts afresh at every frame (keeping its first
+ * frame while staying costs nothing); the earliest end frame wins among equal costs. */
+static PyObject *keyword(PyObject *self, PyObject *args) {
+    Py_buffer bc, bs, bk, bn, blo, bhi, blim, boc, bof, bol;
+    Py_ssize_t C, S, T, W;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*w*w*w*nnnn", &bc, &bs, &bk, &bn, &blo, &bhi, &blim, &boc, &bof, &bol,
+                          &C, &S, &T, &W))
+        return NULL;
+    PyObject *result = NULL;
+    float *d = NULL, *nd = NULL;
+    int64_t *st = NULL, *nst = NULL;
+    int ok = need(&bc, T * W * 4, "costs") && need(&bs, C * S * 8, "states") && need(&bk, C * S, "skip") &&
+             need(&bn, C * 8, "nstates") && need(&blo, C * 8, "lo") && need(&bhi, C * 8, "hi") &&
+             need(&blim, C * 4, "limit") && need(&boc, C * 4, "out_cost") && need(&bof, C * 8, "out_first") &&
+             need(&bol, C * 8, "out_last");
+    if (!ok)
+        goto kdone;
+    const float *costs = bc.buf, *limit = blim.buf;
+    const int64_t *states = bs.buf, *nstates = bn.buf, *lo = blo.buf, *hi = bhi.buf;
+    const unsigned char *skip = bk.buf;
+    float *out_cost = boc.buf;
+    int64_t *out_first = bof.buf, *out_last = bol.buf;
+    Py_ssize_t cap = S > 0 ? S : 1;
+    d = malloc(sizeof(float) * cap);
+    nd = malloc(sizeof(float) * cap);
+    st = malloc(sizeof(int64_t) * cap);
+    nst = malloc(sizeof(int64_t) * cap);
+    if (!d || !nd || !st || !nst) {
+        PyErr_NoMemory();
+        goto kdone;
+    }
+    for (Py_ssize_t c = 0; c < C; c++) { /* validate before releasing the GIL */
+        const int64_t *cls = states + c * S;
+        if (lo[c] < 0) {
+            PyErr_Format(PyExc_ValueError, "lo[%zd] = %lld is negative", c, (long long)lo[c]);
+            goto kdone;
+        }
+        if (nstates[c] > S || nstates[c] < 0) {
+            PyErr_Format(PyExc_ValueError, "nstates[%zd] = %lld outside [0, %zd]", c, (long long)nstates[c], S);
+            goto kdone;
+        }
+        for (Py_ssize_t s = 0; s < nstates[c]; s++)
+            if (cls[s] < 0 || cls[s] >= W) {
+                PyErr_Format(PyExc_ValueError, "states[%zd, %zd] = %lld outside the %zd cost columns", c, s,
+                             (long long)cls[s], W);
+                goto kdone;
+            }
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t c = 0; c < C; c++) {
+        const int64_t *cls = states + c * S;
+        const unsigned char *sk = skip + c * S;
+        Py_ssize_t n = (Py_ssize_t)nstates[c];
+        int64_t t0 = lo[c], t1 = hi[c] < T ? hi[c] : T;
+        float best = BIG, lim = limit[c];
+        int64_t first = -1, last = -1;
+        if (n > 0) {
+            for (Py_ssize_t s = 0; s < n; s++) {
+                d[s] = nd[s] = BIG;
+                st[s] = nst[s] = 0;
+            }
+            Py_ssize_t reach = -1, written = -1; /* the furthest state below BIG after the previous frame; the
+                                                    furthest state either buffer holds a value for */
+            for (int64_t t = t0; t < t1; t++) {
+                const float *row = costs + (t < T - 1 ? t : T - 1) * W;
+                Py_ssize_t top = reach + 2 < n - 1 ? reach + 2 : n - 1, new_reach = -1;
+                for (Py_ssize_t s = 0; s <= top; s++) {
+                    float m;
+                    int64_t ms;
+                    if (s == 0) {
+                        m = 0.0f;
+                        ms = d[0] <= 0.0f ? st[0] : t;
+                    } else {
+                        m = d[s];
+                        ms = st[s];
+                        if (d[s - 1] < m) {
+                            m = d[s - 1];
+                            ms = st[s - 1];
+                        }
+                        if (s >= 2 && sk[s] && d[s - 2] < m) {
+                            m = d[s - 2];
+                            ms = st[s - 2];
+                        }
+                    }
+                    float v = m + row[cls[s]];
+                    if (!(v < BIG) || v > lim)
+                        v = BIG;
+                    nd[s] = v;
+                    nst[s] = ms;
+                    if (v < BIG)
+                        new_reach = s;
+                }
+                /* states past top are BIG (all their predecessors were): clear what an earlier frame left there */
+                for (Py_ssize_t s = top + 1; s <= written; s++)
+                    nd[s] = BIG;
+                if (top > written)
+                    written = top;
+                float *tf = d;
+                d = nd;
+                nd = tf;
+                int64_t *ti = st;
+                st = nst;
+                nst = ti;
+                reach = new_reach;
+                if (d[n - 1] < best) {
+                    best = d[n - 1];
+                    first = st[n - 1];
+                    last = t;
+                }
+            }
+        }
+        out_cost[c] = best;
+        out_first[c] = first;
+        out_last[c] = last;
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+kdone:
+    free(d);
+    free(nd);
+    free(st);
+    free(nst);
+    PyBuffer_Release(&bc);
+    PyBuffer_Release(&bs);
+    PyBuffer_Release(&bk);
+    PyBuffer_Release(&bn);
+    PyBuffer_Release(&blo);
+    PyBuffer_Release(&bhi);
+    PyBuffer_Release(&blim);
+    PyBuffer_Release(&boc);
+    PyBuffer_Release(&bof);
+    PyBuffer_Release(&bol);
+    return result;
+}
+
 static PyMethodDef methods[] = {
-    {"align", align, METH_VARARGS, "Edit cost of each entry against the best prefix of its text (see embed.py)."},
+    {"align", align, METH_VARARGS, "Edit cost of each entry against the best prefix of its text (see verify.py)."},
+    {"keyword", keyword, METH_VARARGS, "CTC keyword cost of each entry in its frame window (see ctc_score.py)."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_align", NULL, -1, methods};

@@ -1,5 +1,5 @@
 """The entry table: every indexed entry's id, phonemes, namespace, weight and liveness as flat numpy arrays, by row
-(what verification and ranking read; ``entries.g<N>.npz`` on disk)."""
+(what verification and ranking read; ``entries.g<N>.bin`` on disk, memory-mapped on open: arrayfile.py)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,21 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import HotwordError
+from .arrayfile import map_arrays, write_arrays
 
 __all__ = ["EntryTable"]
+
+KIND = "entry-table"
+VERSION = 1
+_ARRAYS = ("ids", "offsets", "flat", "nphon", "ns", "weight", "live")
 
 
 @dataclass
 class EntryTable:
     """Entry data for verification, by row; ids ascending (store ids are AUTOINCREMENT).
 
-    Saved as ``entries.g<N>.npz`` beside the store; one row per entry ever indexed (removed ones stay, not live).
+    Saved as ``entries.g<N>.bin`` beside the store; one row per entry ever indexed (removed ones stay, not live).
+    A loaded table's arrays are read-only views of the mapped file; :meth:`kill` copies ``live`` before writing.
     """
 
     ids: np.ndarray  # int64 (R,)
@@ -28,7 +34,6 @@ class EntryTable:
     weight: np.ndarray  # float32
     live: np.ndarray  # bool: False once removed
     namespaces: list[str]
-    _row_of: np.ndarray | None = field(default=None, repr=False)  # id -> row (-1: none), built on first use
     _live_counts: dict = field(default_factory=dict, repr=False)  # namespace index (None: all) -> live entries
 
     @classmethod
@@ -48,23 +53,28 @@ class EntryTable:
 
     def kill(self, rows: np.ndarray) -> None:
         """Mark rows removed."""
+        if not self.live.flags.writeable:
+            self.live = np.array(self.live)
         self.live[rows] = False
         self._live_counts.clear()
 
     def rows_of(self, ids: np.ndarray) -> np.ndarray:
-        """Rows of store ids; HotwordError if one is not in the table (a damaged index)."""
-        top = int(self.ids[-1]) + 1 if len(self.ids) else 0
-        if top > 4 * len(self.ids) + (1 << 20):  # ids too sparse (many removals) for a dense map
-            rows = np.minimum(np.searchsorted(self.ids, ids), max(len(self.ids) - 1, 0))
-            if len(self.ids) == 0 or not np.array_equal(self.ids[rows], ids):
+        """Rows of store ids; HotwordError if one is not in the table (a damaged index). Needs no memory of its own:
+        ids of a table built in one go are consecutive (row = id - first id); otherwise a binary search."""
+        ids = np.asarray(ids, np.int64)
+        n = len(self.ids)
+        if n == 0:
+            if len(ids):
+                raise HotwordError("search index and entry table disagree (damaged index): rebuild it")
+            return np.zeros(0, np.int64)
+        first = int(self.ids[0])
+        if int(self.ids[-1]) - first == n - 1:
+            rows = ids - first
+            if len(ids) and (rows.min() < 0 or rows.max() >= n):
                 raise HotwordError("search index and entry table disagree (damaged index): rebuild it")
             return rows
-        if self._row_of is None:
-            self._row_of = np.full(top, -1, np.int32 if len(self.ids) < 2**31 else np.int64)
-            self._row_of[self.ids] = np.arange(len(self.ids))
-        ok = (ids >= 0) & (ids < len(self._row_of))
-        rows = self._row_of[np.where(ok, ids, 0)] if len(self._row_of) else np.full(len(ids), -1)
-        if not ok.all() or (rows < 0).any():
+        rows = np.minimum(np.searchsorted(self.ids, ids), n - 1)
+        if not np.array_equal(self.ids[rows], ids):
             raise HotwordError("search index and entry table disagree (damaged index): rebuild it")
         return rows.astype(np.int64)
 
@@ -83,23 +93,26 @@ class EntryTable:
         self.ns = np.concatenate([self.ns, np.asarray(ns_idx, np.int16)])
         self.weight = np.concatenate([self.weight, np.asarray(weights, np.float32)])
         self.live = np.concatenate([self.live, np.ones(len(ids), bool)])
-        self._row_of = None
         self._live_counts.clear()
 
     def save(self, f) -> None:
-        """Write the table as an npz archive (no pickled objects) to the open binary file ``f``."""
-        np.savez(f, ids=self.ids, offsets=self.offsets, flat=self.flat, nphon=self.nphon, ns=self.ns,
-                 weight=self.weight, live=self.live, namespaces=np.array(self.namespaces, dtype=str))
+        """Write the table (arrayfile.py; no pickled objects) to the open binary file ``f``."""
+        write_arrays(f, KIND, {name: getattr(self, name) for name in _ARRAYS},
+                     {"version": VERSION, "namespaces": list(self.namespaces)})
 
     @classmethod
     def load(cls, path: Path) -> EntryTable:
-        """Read a table :meth:`save` wrote; HotwordError if the file is unreadable or inconsistent."""
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                e = cls(z["ids"], z["offsets"], z["flat"], z["nphon"], z["ns"], z["weight"], z["live"],
-                        [str(s) for s in z["namespaces"]])
-        except Exception as exc:  # zipfile/numpy raise several types on damaged files
-            raise HotwordError(f"entry table {path.name} is unreadable ({exc})") from exc
+        """Map a table :meth:`save` wrote (nothing read but the header); HotwordError if the file is damaged,
+        foreign or inconsistent."""
+        arrays, meta = map_arrays(path, KIND)
+        if meta.get("version") != VERSION or set(_ARRAYS) - set(arrays) or not isinstance(meta.get("namespaces"), list):
+            raise HotwordError(f"entry table {path.name} has version {meta.get('version')} or lacks arrays; "
+                               f"expected version {VERSION}")
+        dtypes = {"ids": np.int64, "offsets": np.int64, "flat": np.uint8, "nphon": np.int32, "ns": np.int16,
+                  "weight": np.float32, "live": np.bool_}
+        if any(arrays[k].dtype != dt or arrays[k].ndim != 1 for k, dt in dtypes.items()):
+            raise HotwordError(f"entry table {path.name} has arrays of unexpected types")
+        e = cls(*(arrays[k] for k in _ARRAYS), [str(s) for s in meta["namespaces"]])
         r = len(e.ids)
         if not (len(e.offsets) == r + 1 and all(len(a) == r for a in (e.nphon, e.ns, e.weight, e.live))
                 and e.offsets[-1] == len(e.flat)):

@@ -1,10 +1,15 @@
 """The derived files of an index directory: writing them crash-safely, and checking them against the store on open.
 
 Each derived file carries the store generation ``N`` in its name (``index.g<N>.hnsw``, ``matcher.g<N>.bin``,
-``entries.g<N>.npz``) and is written to a temporary name, fsynced and renamed; the sidecar ``index.json`` (format,
+``entries.g<N>.bin``) and is written to a temporary name, fsynced and renamed; the sidecar ``index.json`` (format,
 generation, graph and embedding settings, inventory, G2P, size and sha256 of every file) is replaced last, then
 older generations are deleted. A crash at any point leaves either the old, complete set (whose generation no
 longer matches the store: :class:`StaleIndex` on open) or the new one.
+
+Format version 2 (this SDK): the matcher and the entry table are array files (arrayfile.py) that open by
+memory-mapping. Version 1 (a pyahocorasick automaton and an npz table, both read into memory) is not read: such an
+index is stale, so opening rebuilds its derived files from the store (``on_stale="rebuild"``, the default) or
+raises HotwordError saying to rebuild (``on_stale="error"``).
 """
 
 from __future__ import annotations
@@ -27,12 +32,12 @@ from .matcher import ExactMatcher
 from .options import IndexOptions
 from .store import STORE_FILE, HotwordStore
 
-__all__ = ["SIDECAR", "StaleIndex", "fsync_dir", "fsync_file", "load_derived", "read_sidecar", "save_derived",
-           "sha256"]
+__all__ = ["SIDECAR", "StaleIndex", "derived_names", "fsync_dir", "fsync_file", "load_derived", "read_sidecar",
+           "save_derived", "sha256"]
 
 SIDECAR = "index.json"
 INDEX_FORMAT = "nim4asr-hotword-index"
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 _DERIVED_PREFIXES = ("index.g", "matcher.g", "entries.g")
 
 
@@ -71,6 +76,12 @@ def read_sidecar(directory: Path) -> tuple[dict, IndexOptions]:
     return sidecar, options
 
 
+def derived_names(generation: int) -> dict[str, str]:
+    """File names of the derived files of store generation ``generation``, by kind."""
+    return {"hnsw": f"index.g{generation}.hnsw", "matcher": f"matcher.g{generation}.bin",
+            "entries": f"entries.g{generation}.bin"}
+
+
 def save_derived(directory: Path, generation: int, write_graph: Callable[[Path], None], matcher: ExactMatcher,
                  entries: EntryTable, *, options: IndexOptions, ef: int, inventory: Sequence[str], g2p_name: str,
                  spec: EmbeddingSpec, elements: int) -> None:
@@ -80,8 +91,7 @@ def save_derived(directory: Path, generation: int, write_graph: Callable[[Path],
     the graph, so it may renumber the file and swap its graph for the renumbered one there.
     """
     d = directory
-    names = {"hnsw": f"index.g{generation}.hnsw", "matcher": f"matcher.g{generation}.bin",
-             "entries": f"entries.g{generation}.npz"}
+    names = derived_names(generation)
     files = {}
     for kind, name in names.items():
         tmp = d / (name + ".tmp")
@@ -124,8 +134,12 @@ def load_derived(directory: Path, sidecar: dict, verify: str, store: HotwordStor
     of another size, unreadable, or (``verify="full"``) does not match its sha256.
     """
     d = directory
-    if sidecar.get("format") != INDEX_FORMAT or sidecar.get("format_version") != INDEX_VERSION:
-        raise StaleIndex(f"sidecar is not a version-{INDEX_VERSION} {INDEX_FORMAT} file")
+    if sidecar.get("format") != INDEX_FORMAT:
+        raise StaleIndex(f"sidecar is not a {INDEX_FORMAT} file")
+    if sidecar.get("format_version") != INDEX_VERSION:
+        raise StaleIndex(f"the derived files have index format version {sidecar.get('format_version')} (an older "
+                         f"SDK's; version 1 held an Aho-Corasick automaton), this SDK reads version {INDEX_VERSION}: "
+                         "they must be rebuilt from the store")
     if sidecar.get("generation") != store.generation:
         raise StaleIndex(f"index generation {sidecar.get('generation')} != store generation {store.generation} "
                          "(the store changed after the index was written, e.g. an interrupted update)")
@@ -156,6 +170,6 @@ def load_derived(directory: Path, sidecar: dict, verify: str, store: HotwordStor
         raise StaleIndex(f"{paths['hnsw'].name} is unreadable ({exc})") from None
     if graph.element_count != sidecar["elements"] or len(entries.ids) != sidecar["elements"]:
         raise StaleIndex("HNSW element count disagrees with the sidecar")
-    if entries.live_count() != sum(store.counts().values()):
+    if entries.live_count() != store.count():
         raise StaleIndex("entry count disagrees with the store")
     return entries, matcher, graph, huge_pages

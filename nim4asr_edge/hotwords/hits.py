@@ -16,7 +16,7 @@ class HotwordHit:
     score: float  # 1.0 = exact; else 1 - edit cost / entry phonemes
     start: int  # first matched hypothesis position (in the cleaned hypothesis: blanks removed)
     end: int  # one past the last matched position
-    method: str  # "exact" (Aho-Corasick) or "approx" (HNSW candidate verified by edit distance)
+    method: str  # "exact" (whole-word phoneme match) or "approx" (HNSW candidate verified by edit distance)
     phonemes: tuple[str, ...]  # the entry's phonemes
     weight: float = 1.0  # the entry's weight (ranking tie-breaker)
     namespace: str = "default"

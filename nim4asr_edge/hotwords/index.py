@@ -5,11 +5,11 @@ Directory layout (``DIR``)::
     hotwords.sqlite        the store: durable truth (store.py)
     index.json             sidecar: generation, space, dim, M, ef, inventory, G2P, embedding, file sizes/sha256
     index.g<N>.hnsw        hnswlib graph over entry embeddings (label = store id; graph.py)
-    matcher.g<N>.bin       Aho-Corasick automaton of entry phoneme strings (exact matches; matcher.py)
-    entries.g<N>.npz       entry phonemes, namespaces and weights as arrays (for verification; entries.py)
+    matcher.g<N>.bin       sorted hashes of entry phoneme strings, memory-mapped (exact matches; matcher.py)
+    entries.g<N>.bin       entry phonemes, namespaces and weights as arrays, memory-mapped (verification; entries.py)
 
-How the derived files are written and checked: files.py. Retrieval (:meth:`HotwordIndex.search`): search.py, which
-:class:`HotwordIndex` inherits.
+How the derived files are built and written: derived.py; checked on open: files.py. Retrieval
+(:meth:`HotwordIndex.search`): search.py. :class:`HotwordIndex` inherits both.
 """
 
 from __future__ import annotations
@@ -29,14 +29,14 @@ import numpy as np
 from ..errors import HotwordError
 from . import files, graph, importer
 from .costs import PhonemeCosts, default_costs
-from .embed import EmbeddingSpec, embed
+from .derived import DerivedState
+from .embed import EmbeddingSpec
 from .entries import EntryTable
 from .g2p import BLANK, G2P, WORD_BOUNDARY, get_g2p
 from .hits import RemoveReport
 from .listfile import Entries, write_hotword_list
 from .matcher import ExactMatcher
 from .options import IndexOptions, SearchOptions
-from .search import IndexSearch
 from .store import STORE_FILE, HotwordEntry, HotwordStore, ImportReport
 
 if TYPE_CHECKING:  # typing.Self is Python 3.11+; setup.py allows 3.10
@@ -44,12 +44,12 @@ if TYPE_CHECKING:  # typing.Self is Python 3.11+; setup.py allows 3.10
 
 __all__ = ["HotwordIndex"]
 
-log = logging.getLogger("nim4asr_edge.hotwords")
-
 RENUMBER_MIN = 50_000  # smaller graphs fit the caches anyway: saved in insertion order
 
+log = logging.getLogger("nim4asr_edge.hotwords")
 
-class HotwordIndex(IndexSearch):
+
+class HotwordIndex(DerivedState):
     """A hotword store with its exact matcher and HNSW index. Thread-compatible: one search at a time per object.
 
     Create with :meth:`build`, :meth:`open` or :meth:`from_words`; close with :meth:`close` or ``with``.
@@ -105,10 +105,11 @@ class HotwordIndex(IndexSearch):
             raise HotwordError(f"cannot create hotword index directory {out}: {exc}") from exc
         store = HotwordStore.create(out / STORE_FILE, inventory, g2p.name)
         self = cls(out, store, g2p, options or IndexOptions())
+        self.options_by_size = options is None
         try:
             self.import_report = self._import(entries, namespace, progress, incremental=False)
             self._derive_all(progress)
-            self._save_derived(renumber=True)
+            self._save_derived(renumber=self._hnsw.element_count >= RENUMBER_MIN)
         except OSError as exc:
             self.close()
             raise HotwordError(f"cannot write the hotword index in {out}: {exc}") from exc
@@ -152,6 +153,7 @@ class HotwordIndex(IndexSearch):
         except files.StaleIndex as exc:
             sidecar, options, why = None, IndexOptions(), exc
         self = cls(d, store, g2p, options, search_options)
+        self.options_by_size = sidecar is None  # a rebuild keeps the options an existing sidecar records
         try:
             if sidecar is None:
                 raise why
@@ -166,7 +168,7 @@ class HotwordIndex(IndexSearch):
                 self._entries = EntryTable.empty()
                 self._matcher = ExactMatcher(self._boundary)
                 self._derive_all(progress=False)
-                self._save_derived(renumber=True)
+                self._save_derived(renumber=self._hnsw.element_count >= RENUMBER_MIN)
             except OSError as oserr:
                 self.close()
                 raise HotwordError(f"hotword index {d} is stale ({exc}) and cannot be rebuilt there: "
@@ -306,93 +308,6 @@ class HotwordIndex(IndexSearch):
                 self._matcher.finalize()
             self._refresh_weights()
         return report
-
-    def _refresh_weights(self) -> None:
-        ids = self._entries.ids
-        w = self._store.weights([int(i) for i in ids] if len(ids) < 50_000 else None)
-        self._entries.weight = np.array([w.get(int(i), 0.0) for i in ids], np.float32)
-
-    # -------------------------------------------------------------------------------------- derived files
-    def _append(self, ids: list[int], phonemes: list[Sequence[str]], namespaces: list[str],
-                weights: list[float]) -> None:
-        self._ns_of = None
-        self._ns_exact.clear()
-        seqs = [self._encode_symbols(p) for p in phonemes]
-        nphon = [int(np.count_nonzero(s != self._boundary)) for s in seqs]
-        self._entries.append(ids, seqs, nphon, namespaces, weights)
-        vecs = embed(seqs, len(self.inventory), self._spec)
-        if self._hnsw is None:
-            self._hnsw = graph.new_graph(self.options, max(1024, len(ids)))
-        need = self._hnsw.element_count + len(ids)
-        if need > self._hnsw.get_max_elements():
-            self._hnsw.resize_index(max(need, int(self._hnsw.get_max_elements() * 1.5)))
-        self._hnsw.add_items(vecs, np.asarray(ids, np.int64), num_threads=self.options.threads or -1)
-        self._matcher.add(zip(ids, seqs))  # finalized by the caller: rebuilding the automaton costs O(all entries)
-
-    def _derive_all(self, progress: bool) -> None:
-        """(Re)build every derived structure from the store."""
-        store = self._require_open()
-        self._hnsw = None
-        total = sum(store.counts().values())
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=total, desc="index", unit="entry", mininterval=1.0)
-        for batch in store.iter_phonemes(batch=100_000):
-            ids = [r[0] for r in batch]
-            if self._hnsw is None:
-                self._hnsw = graph.new_graph(self.options, max(1024, total + 1024), huge_pages=True)
-            self._append(ids, [r[2].split(" ") for r in batch], [r[1] for r in batch], [1.0] * len(ids))
-            if bar is not None:
-                bar.update(len(ids))
-        if bar is not None:
-            bar.close()
-        self._matcher.finalize()
-        self._refresh_weights()
-        if self._hnsw is None:
-            self._hnsw = graph.new_graph(self.options, 1024)
-
-    def _save_derived(self, renumber: bool = False) -> None:
-        """Write the derived files for the store's generation (files.py). ``renumber`` (after a full build): a graph
-        of at least RENUMBER_MIN entries is saved in breadth-first node order (hnsw_layout.py) and reloaded from
-        that file."""
-        store = self._require_open()
-        gen = store.generation
-        renumber = renumber and self._hnsw.element_count >= RENUMBER_MIN
-
-        def write_graph(path: Path) -> None:
-            self._hnsw.save_index(str(path))
-            if renumber:
-                self._renumber(path)
-
-        files.save_derived(self.directory, gen, write_graph, self._matcher, self._entries, options=self.options,
-                           ef=self.search_options.ef, inventory=self.inventory, g2p_name=store.g2p_name,
-                           spec=self._spec, elements=self._hnsw.element_count)
-        self.generation = gen
-
-    def _renumber(self, path: Path) -> None:
-        """Replace the saved graph at ``path`` by its BFS renumbering if that answers the same, and search it.
-
-        Only one graph is in memory at a time (10M entries: 6.6 GB each): the old one answers a sample first and
-        is dropped; if the renumbered one answers differently, the original file at ``path`` is loaded back.
-        """
-        renumbered = graph.renumbered_copy(path, self.options.dim)
-        if renumbered is None:
-            return
-        expected = graph.probe(self._hnsw, self._entries.ids, max(self.search_options.ef, 32))
-        capacity = self._hnsw.get_max_elements()
-        self._hnsw = None
-        self._hnsw, self.huge_pages = graph.adopt_renumbered(path, renumbered, expected, self.options.dim, capacity)
-        self._ef = -1
-
-    def _load_derived(self, sidecar: dict, verify: str) -> None:
-        store = self._require_open()
-        self._entries, self._matcher, self._hnsw, self.huge_pages = files.load_derived(
-            self.directory, sidecar, verify, store, self.inventory, self._spec, self._boundary)
-        self._ns_of = None
-        self._ns_exact.clear()
-        self.generation = store.generation
 
 
 def _check_inventory(inventory: Sequence[str]) -> None:

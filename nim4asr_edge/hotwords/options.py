@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MAX_PHONEMES", "IndexOptions", "SearchOptions", "cost_free_for"]
+__all__ = ["MAX_PHONEMES", "VERIFIERS", "IndexOptions", "SearchOptions", "cost_free_for"]
 
 MAX_PHONEMES = 64  # longer entries are refused (a hotword, not a sentence)
+VERIFIERS = ("auto", "posterior", "greedy")  # SearchOptions.verifier
 FREE_AT_1M, FREE_PER_DECADE, FREE_MIN, FREE_MAX = 5.5, 1.0, 2.0, 6.5  # cost_free_for (bench/hotwords_size_sweep.py;
 # 10M: docs/HOTWORDS.md)
 
@@ -75,6 +76,15 @@ class SearchOptions:
     phoneme_costs: bool = True  # the index's substitution costs (see costs.py); False: every substitution costs 1
     exact: bool = True  # run the exact matcher
     approximate: bool = True  # run the HNSW stage
+    # -- the verifier (docs/HOTWORDS.md "Verifiers"; ctc_score.py) --
+    verifier: str = "auto"  # "posterior" (CTC keyword cost), "greedy" (edit distance); "auto": posterior when the
+    # search is given log-posteriors, greedy for a bare phoneme string
+    frame_cap: float = 6.0  # nats: the most one frame may cost the posterior verifier (ctc_score.frame_costs)
+    frame_margin: int = 10  # frames searched beyond a candidate's greedy span on each side (10 = 200 ms at 50 Hz)
+    keyword_cost_per_phoneme: float = 0.4  # posterior rule: allowance per phoneme beyond the free ones, x frame_cap
+    # (tuned on the tune split of bench/hotwords_real_ctc.py: 10k entries, false hints 0.30 -> 0.04 for -0.04 recall)
+    keyword_free_offset: float = 0.0  # posterior rule: phonemes earning no allowance beyond cost_free_phonemes
+    posterior_min_window: int = 4  # posterior: shortest greedy window looked up (the head deletes phonemes)
 
     def __post_init__(self) -> None:
         if self.candidates < 1 or self.ef < self.candidates:
@@ -87,6 +97,12 @@ class SearchOptions:
             raise ValueError(f"max_cost_per_phoneme must be in (0, 1] or None, got {self.max_cost_per_phoneme}")
         if self.cost_free_phonemes is not None and not 0.0 <= self.cost_free_phonemes < MAX_PHONEMES:
             raise ValueError(f"cost_free_phonemes must be in [0, {MAX_PHONEMES}), got {self.cost_free_phonemes}")
+        if self.verifier not in VERIFIERS:
+            raise ValueError(f"verifier must be one of {', '.join(VERIFIERS)}, got {self.verifier!r}")
+        if not self.frame_cap > 0.0 or self.frame_margin < 0:
+            raise ValueError(f"need frame_cap > 0 and frame_margin >= 0, got {self.frame_cap}, {self.frame_margin}")
+        if not 0.0 < self.keyword_cost_per_phoneme <= 1.0:
+            raise ValueError(f"keyword_cost_per_phoneme must be in (0, 1], got {self.keyword_cost_per_phoneme}")
 
     def for_entries(self, n: int) -> SearchOptions:
         """These options for a search over ``n`` entries: ``cost_free_phonemes`` resolved if it is None."""
@@ -104,15 +120,36 @@ class SearchOptions:
             limit = np.minimum(limit, self.max_cost_per_phoneme * (n - self.cost_free_phonemes))
         return limit
 
-    def span_can_match(self, nphon: np.ndarray) -> np.ndarray:
+    def max_keyword_cost(self, nphon: np.ndarray) -> np.ndarray:
+        """Largest CTC keyword cost (nats) an approximate hit on entries of `nphon` phonemes may have under the
+        posterior verifier: ``frame_cap * min((1 - min_score) n, keyword_cost_per_phoneme (n - free))``, free =
+        ``cost_free_phonemes + keyword_free_offset`` (negative: none)."""
+        n = np.asarray(nphon, np.float64)
+        if self.cost_free_phonemes is None:
+            raise ValueError("cost_free_phonemes is None (by list size): resolve it with for_entries(n) first")
+        free = self.cost_free_phonemes + self.keyword_free_offset
+        return self.frame_cap * np.minimum((1.0 - self.min_score) * n, self.keyword_cost_per_phoneme * (n - free))
+
+    def resolve_verifier(self, has_posteriors: bool) -> str:
+        """The verifier a search runs: ``"posterior"`` or ``"greedy"``."""
+        if self.verifier == "auto":
+            return "posterior" if has_posteriors else "greedy"
+        return self.verifier
+
+    def span_can_match(self, nphon: np.ndarray, posterior: bool = False) -> np.ndarray:
         """Whether a hypothesis span of `nphon` phonemes can be an approximate hit on an entry of any length.
 
-        Aligning an entry of n phonemes to a span of p costs at least |n - p| (see ``_length_bound``); a hit must
-        also pass the window-length filter (``max_length_ratio``) and, when the exact matcher runs, cost at least
-        0.5 (a zero-cost alignment is an exact match, found by the exact stage).
+        Greedy verifier: aligning an entry of n phonemes to a span of p costs at least |n - p| (see
+        ``verifiers.length_bound``); a hit must also pass the window-length filter (``max_length_ratio``) and, when
+        the exact matcher runs, cost at least 0.5 (a zero-cost alignment is an exact match, found by the exact
+        stage). Posterior verifier: the phonemes the head deleted may still be in the posteriors, so only the
+        window-length filter and an entry length with any allowance (``max_keyword_cost`` >= 0) count.
         """
         n_e = np.arange(self.approx_min_phonemes, MAX_PHONEMES + 1, dtype=np.float64)
-        limit = np.minimum(self.max_cost(n_e), self.max_length_ratio * n_e + 1)
-        limit[self.max_cost(n_e) < (0.5 if self.exact else 0.0) - 1e-4] = -1.0
+        if posterior:
+            limit = np.where(self.max_keyword_cost(n_e) >= 0.0, self.max_length_ratio * n_e + 1, -1.0)
+        else:
+            limit = np.minimum(self.max_cost(n_e), self.max_length_ratio * n_e + 1)
+            limit[self.max_cost(n_e) < (0.5 if self.exact else 0.0) - 1e-4] = -1.0
         p = np.asarray(nphon, np.float64)[:, None]
         return (np.abs(p - n_e[None, :]) <= limit[None, :] + 1e-4).any(axis=1)

@@ -1,13 +1,16 @@
 """Retrieval over a CTC phoneme hypothesis: :class:`IndexSearch`, the search half of :class:`~.index.HotwordIndex`.
 
-1. exact: every entry whose phoneme string occurs between word boundaries in the hypothesis (Aho-Corasick);
+1. exact: every entry whose phoneme string occurs between word boundaries in the hypothesis (matcher.py);
 2. approximate: for each word start and each window of 1..``max_window_words`` words whose length an accepted hit
    could have, the HNSW neighbours of the window's embedding (hashed phoneme n-grams; identical windows once, all
    in one hnswlib call) are candidates, unless their length alone rules out acceptance;
-3. every candidate is verified by edit distance against the hypothesis from the window's start (free end;
-   substitutions the CTC head often makes cost less, see costs.py and verify.py);
-   ``score = 1 - cost / phonemes``; approximate hits need ``score >= min_score`` and, by default, a cost within
-   the length-aware allowance ``max_cost_per_phoneme * (phonemes - cost_free_phonemes)`` (:class:`SearchOptions`);
+3. every candidate is verified (:mod:`.verifiers`), by one of two verifiers (``SearchOptions.verifier``):
+   *greedy*, the edit distance against the hypothesis from the window's start (free end; substitutions the CTC
+   head often makes cost less, see costs.py and verify.py), ``score = 1 - cost / phonemes``, accepted within the
+   length-aware allowance ``max_cost_per_phoneme * (phonemes - cost_free_phonemes)``; or *posterior*, the CTC
+   keyword cost of the entry over the log-posteriors of the frames around the window (ctc_score.py; one-hot
+   "posteriors" of the symbols for a bare phoneme string), accepted by the same list-size rule in units of
+   ``frame_cap`` (:meth:`~.options.SearchOptions.max_keyword_cost`);
 4. a hit inside the span of a longer hit with at least its score is dropped (longest match wins: "NIO House"
    over "NIO"); the rest are ranked by score, then length, then weight; the best ``top_k`` are returned.
 
@@ -28,6 +31,7 @@ from ..errors import HotwordError
 from . import graph
 from .accumulate import LookupCache
 from .costs import PhonemeCosts
+from .ctc_score import ONE_HOT_GAP, one_hot_logprobs
 from .embed import EmbeddingSpec, embed, nearest
 from .entries import EntryTable
 from .g2p import G2P
@@ -36,7 +40,14 @@ from .hits import HotwordHit
 from .matcher import ExactMatcher
 from .options import MAX_PHONEMES, SearchOptions
 from .store import HotwordStore
-from .verify import PAD, align_scores
+from .verifiers import (
+    Best,
+    FrameEvidence,
+    frame_evidence,
+    length_bound,
+    verify_greedy,
+    verify_posterior,
+)
 
 __all__ = ["NAMESPACE_EXACT_MAX", "IndexSearch"]
 
@@ -44,9 +55,6 @@ __all__ = ["NAMESPACE_EXACT_MAX", "IndexSearch"]
 # the HNSW graph with a filter, which must walk most of the graph to find a small namespace's neighbours (an
 # 84-entry namespace in a 1M index: 45-76 s per 3-s clip filtered, 1.6 ms exactly).
 NAMESPACE_EXACT_MAX = 100_000
-
-Best = dict[int, tuple[float, int, int, str]]  # entry row -> (score, start, end, method) of its best hit so far
-
 
 class IndexSearch:
     """Search over the state of a :class:`~.index.HotwordIndex`, which inherits it and owns that state."""
@@ -105,24 +113,34 @@ class IndexSearch:
     def clean_hypothesis(self, phonemes: Sequence[str]) -> np.ndarray:
         """Inventory ids of a phoneme hypothesis: blanks dropped, repeated/leading/trailing boundaries removed."""
         ids = self._encode_symbols(phonemes) if len(phonemes) else np.zeros(0, np.uint8)
-        ids = ids[ids != self._blank] if self._blank >= 0 else ids
-        if len(ids):
-            b = ids == self._boundary
-            keep = ~(b & np.concatenate([[True], b[:-1]]))
-            ids = ids[keep]
-            if len(ids) and ids[-1] == self._boundary:
-                ids = ids[:-1]
-        return ids
+        return ids[self._kept(ids)]
+
+    def _kept(self, ids: np.ndarray) -> np.ndarray:
+        """Positions of ``ids`` that :meth:`clean_hypothesis` keeps."""
+        pos = np.flatnonzero(ids != self._blank) if self._blank >= 0 else np.arange(len(ids))
+        if len(pos):
+            b = ids[pos] == self._boundary
+            pos = pos[~(b & np.concatenate([[True], b[:-1]]))]
+            if len(pos) and ids[pos[-1]] == self._boundary:
+                pos = pos[:-1]
+        return pos
 
     def search(self, phonemes: Sequence[str], top_k: int = 10, namespace: str | None = None,
-               options: SearchOptions | None = None, cache: LookupCache | None = None) -> list[HotwordHit]:
+               options: SearchOptions | None = None, cache: LookupCache | None = None,
+               logprobs: np.ndarray | None = None) -> list[HotwordHit]:
         """Hotwords in a CTC phoneme hypothesis (inventory symbols, "|" between words).
 
         Positions in the hits index the hypothesis after :meth:`clean_hypothesis`. ``cache``: reuse the lookups of
         earlier searches over the same growing hypothesis (see :class:`LookupCache`); the hits are the same.
+        ``logprobs``: the CTC log-posteriors ``(frames, classes)`` (classes in the index's inventory order) whose
+        greedy path ``phonemes`` is; with them the posterior verifier runs by default (``SearchOptions.verifier``).
+        Without them, ``verifier="posterior"`` scores one-hot "posteriors" of ``phonemes`` (text evidence).
         """
         self._require_open()
+        base = options or self.search_options
+        verifier = base.resolve_verifier(logprobs is not None)
         hyp = self.clean_hypothesis(phonemes)
+        frames = self._greedy_frames(hyp, logprobs) if logprobs is not None else None
         if len(hyp) == 0 or top_k <= 0 or not self._entries.live_count():
             return []
         ent = self._entries
@@ -132,14 +150,43 @@ class IndexSearch:
                 return []
             ns_id = ent.namespaces.index(namespace)
         live = ent.live_count(ns_id)
-        opt = (options or self.search_options).for_entries(live)
+        opt = base.for_entries(live)
+        evidence = self._frame_evidence(hyp, logprobs, frames, opt) if verifier == "posterior" else None
         # best[row] = (score, start, end, method)
         best: Best = {}
         if opt.exact:
             self._exact(hyp, ns_id, best)
         if opt.approximate and live:
-            self._approximate(hyp, opt, ns_id, live, best, cache)
+            self._approximate(hyp, opt, ns_id, live, best, cache, evidence)
         return self._rank(best, top_k)
+
+    def _greedy_frames(self, hyp: np.ndarray, logprobs: np.ndarray) -> np.ndarray:
+        """The frame of each symbol of ``hyp`` in the greedy path of ``logprobs`` (HotwordError unless ``hyp`` is
+        that path, cleaned)."""
+        lp = np.asarray(logprobs)
+        if lp.ndim != 2 or lp.shape[1] != len(self.inventory):
+            raise HotwordError(f"log-posteriors of shape {lp.shape} do not fit the index's inventory of "
+                               f"{len(self.inventory)} classes")
+        if self._blank < 0:
+            raise HotwordError("the index's inventory has no CTC blank, so it cannot read CTC posteriors")
+        best = lp.argmax(axis=1)
+        emit = np.flatnonzero((best != self._blank) & np.concatenate([[True], best[1:] != best[:-1]]))
+        ids = best[emit]
+        kept = self._kept(ids)
+        if not np.array_equal(ids[kept], hyp):
+            raise HotwordError("the phonemes searched are not the greedy path of the log-posteriors given")
+        return emit[kept]
+
+    def _frame_evidence(self, hyp: np.ndarray, logprobs: np.ndarray | None, frames: np.ndarray | None,
+                        opt: SearchOptions) -> FrameEvidence:
+        """What the posterior verifier reads: the log-posteriors, or one-hot "posteriors" of ``hyp``."""
+        if self._blank < 0:
+            raise HotwordError("the posterior verifier needs a CTC blank in the index's inventory")
+        if logprobs is not None:
+            return frame_evidence(logprobs, frames, opt.frame_cap, self._blank, self._boundary)
+        lp = one_hot_logprobs(hyp, len(self.inventory), opt.frame_cap, self._blank, self._boundary)
+        frames = ONE_HOT_GAP + np.arange(len(hyp)) * (ONE_HOT_GAP + 1)
+        return frame_evidence(lp, frames, opt.frame_cap, self._blank, self._boundary, one_hot=True)
 
     def _exact(self, hyp: np.ndarray, ns_id: int | None, best: Best) -> None:
         ent = self._entries
@@ -148,11 +195,13 @@ class IndexSearch:
                 if ent.live[r] and (ns_id is None or ent.ns[r] == ns_id):
                     best[int(r)] = (1.0, start, end, "exact")
 
-    def _windows(self, hyp: np.ndarray, opt: SearchOptions) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    def _windows(self, hyp: np.ndarray, opt: SearchOptions,
+                 posterior: bool = False) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
         """Word windows to look up: (phoneme id sequences, start positions, phonemes per window)."""
         b = np.flatnonzero(hyp == self._boundary)
         starts = np.concatenate([[0], b + 1])
         ends = np.concatenate([b, [len(hyp)]])
+        shortest = min(opt.posterior_min_window, opt.approx_min_phonemes) if posterior else opt.approx_min_phonemes
         seqs, win_start, win_len = [], [], []
         for wi, s in enumerate(starts):
             for c in range(opt.max_window_words):
@@ -162,7 +211,7 @@ class IndexSearch:
                 n = int(e - s) - c  # phonemes, boundaries excluded
                 if n > MAX_PHONEMES + MAX_PHONEMES // 2:
                     break
-                if n >= opt.approx_min_phonemes:
+                if n >= shortest:
                     seqs.append(hyp[s:e])
                     win_start.append(int(s))
                     win_len.append(n)
@@ -170,15 +219,15 @@ class IndexSearch:
         if opt.prune and seqs:
             # a window whose length no acceptable hit can have would only find hits on other spans from its
             # start, which the windows of those spans look up themselves
-            useful = opt.span_can_match(win_len_a)
+            useful = opt.span_can_match(win_len_a, posterior)
             seqs = [q for q, u in zip(seqs, useful) if u]
             win_start_a, win_len_a = win_start_a[useful], win_len_a[useful]
         return seqs, win_start_a, win_len_a
 
     def _approximate(self, hyp: np.ndarray, opt: SearchOptions, ns_id: int | None, live: int,
-                     best: Best, cache: LookupCache | None = None) -> None:
+                     best: Best, cache: LookupCache | None = None, evidence: FrameEvidence | None = None) -> None:
         ent = self._entries
-        seqs, win_start, win_len = self._windows(hyp, opt)
+        seqs, win_start, win_len = self._windows(hyp, opt, evidence is not None)
         if not seqs:
             return
         k = min(opt.candidates, live)
@@ -221,7 +270,7 @@ class IndexSearch:
         keep &= ent.live[rows] & (nph >= opt.approx_min_phonemes)            # length cannot be its aligned span
         if ns_id is not None:
             keep &= ent.ns[rows] == ns_id
-        self._verify(hyp, rows[keep], win_start[win[keep]], sim[keep], opt, best)
+        self._verify(hyp, rows[keep], win_start[win[keep]], sim[keep], opt, best, evidence)
 
     def _lookup(self, vecs: np.ndarray, k: int, opt: SearchOptions, ns_id: int | None,
                 live: int) -> tuple[np.ndarray, np.ndarray]:
@@ -238,49 +287,12 @@ class IndexSearch:
         return self._knn(vecs, k, opt.threads, lambda label: ns_of.get(label) == ns_id)
 
     def _verify(self, hyp: np.ndarray, rows: np.ndarray, st: np.ndarray, sim: np.ndarray, opt: SearchOptions,
-                best: Best) -> None:
+                best: Best, evidence: FrameEvidence | None) -> None:
         """Verify candidate (entry row, start) pairs, most similar first, and record the accepted ones in ``best``."""
-        ent = self._entries
-        if len(rows) == 0:
-            return
-        order = np.argsort(-sim, kind="stable")  # most similar first, then keep the first of each pair
-        rows, st = rows[order], st[order]
-        _, firsts = np.unique(rows * (len(hyp) + 1) + st, return_index=True)
-        keep = np.sort(firsts)
-        rows, st = rows[keep], st[keep]
-        elen = (ent.offsets[rows + 1] - ent.offsets[rows]).astype(np.int64)
-        slack = np.maximum(2, elen // 3)
-        tlen = np.minimum(elen + slack, len(hyp) - st)
-        if opt.prune:
-            feasible = self._length_bound(hyp, rows, st, tlen) <= opt.max_cost(ent.nphon[rows]) + 1e-4
-            rows, st, elen, tlen = rows[feasible], st[feasible], elen[feasible], tlen[feasible]
-        rows, st, elen, tlen = rows[: opt.max_verify], st[: opt.max_verify], elen[: opt.max_verify], \
-            tlen[: opt.max_verify]
-        if len(rows) == 0:
-            return
-        m = int(elen.max())
-        idx = ent.offsets[rows][:, None] + np.arange(m)[None, :]
-        emat = np.where(np.arange(m)[None, :] < elen[:, None],
-                        ent.flat[np.minimum(idx, len(ent.flat) - 1)].astype(np.int64), PAD)
-        n = int(tlen.max())
-        tidx = st[:, None] + np.arange(n)[None, :]
-        tmat = np.where(np.arange(n)[None, :] < tlen[:, None], hyp[np.minimum(tidx, len(hyp) - 1)].astype(np.int64),
-                        PAD)
-        cost, matched = align_scores(emat, elen, tmat, tlen, self._boundary, word_end=True,
-                                     text_is_final=st + tlen >= len(hyp),
-                                     sub_cost=self._sub_cost if opt.phoneme_costs else None)
-        nphon = np.maximum(ent.nphon[rows], 1)
-        score = 1.0 - cost / nphon
-        accept = cost <= opt.max_cost(nphon) + 1e-4  # float32 costs are multiples of 0.25: exact
-        for r, s, sc, ml, ok in zip(rows.tolist(), st.tolist(), score.tolist(), matched.tolist(), accept.tolist()):
-            if not ok:
-                continue
-            old = best.get(r)
-            if old is None or sc > old[0]:
-                end = s + ml
-                while end > s and hyp[end - 1] == self._boundary:
-                    end -= 1
-                best[r] = (round(sc, 4), s, end, "approx" if old is None or old[3] != "exact" else "exact")
+        if evidence is None:
+            verify_greedy(self._entries, hyp, rows, st, sim, opt, self._boundary, self._sub_cost, best)
+        else:
+            verify_posterior(self._entries, hyp, evidence, rows, st, sim, opt, self._blank, self._boundary, best)
 
     def _namespace_vectors(self, ns_id: int) -> tuple[np.ndarray, np.ndarray]:
         """(embeddings, ids) of a namespace's live entries, for its exact search; the last four built are kept."""
@@ -294,19 +306,8 @@ class IndexSearch:
         return self._ns_exact[ns_id]
 
     def _length_bound(self, hyp: np.ndarray, rows: np.ndarray, st: np.ndarray, tlen: np.ndarray) -> np.ndarray:
-        """Lower bound on each (entry row, start) pair's verification cost: the phoneme-count difference.
-
-        Every edit that changes the number of phonemes (boundaries excluded) by one costs 1, so aligning an entry
-        of n phonemes to a span of p phonemes costs at least |n - p|; the bound is the smallest such difference
-        over the spans :func:`align_scores` may end at (word ends within ``tlen`` of the start).
-        """
-        is_b = hyp == self._boundary
-        cum = np.concatenate([[0], np.cumsum(~is_b)])  # phonemes in hyp[:j]
-        word_end = np.concatenate([np.flatnonzero(is_b), [len(hyp)]])  # exclusive end of every word
-        span = cum[word_end][None, :] - cum[st][:, None]  # (pairs, words): phonemes from the start to each end
-        valid = (word_end[None, :] > st[:, None]) & (word_end[None, :] - st[:, None] <= tlen[:, None])
-        diff = np.abs(self._entries.nphon[rows].astype(np.int64)[:, None] - span)
-        return np.where(valid, diff, MAX_PHONEMES * 4).min(axis=1)
+        """The greedy verifier's lower bound on each pair's cost (:func:`.verifiers.length_bound`)."""
+        return length_bound(self._entries, hyp, self._boundary, rows, st, tlen)
 
     def _knn(self, vecs: np.ndarray, k: int, threads: int, filt) -> tuple[np.ndarray, np.ndarray]:
         if self._neighbour_lookup is not None:
@@ -362,19 +363,25 @@ class IndexSearch:
         self._neighbour_lookup = lookup
 
     def search_candidates(self, hyp: np.ndarray, rows: np.ndarray, starts: np.ndarray, similarity: np.ndarray,
-                          top_k: int = 10, options: SearchOptions | None = None) -> list[HotwordHit]:
+                          top_k: int = 10, options: SearchOptions | None = None,
+                          logprobs: np.ndarray | None = None) -> list[HotwordHit]:
         """:meth:`search`'s exact stage, verification and ranking, with approximate candidates found elsewhere.
 
         ``hyp``: a cleaned hypothesis (:meth:`clean_hypothesis`); candidate ``i`` is entry table row ``rows[i]``
         (:attr:`~.index.HotwordIndex.entry_table`), verified from position ``starts[i]`` of ``hyp`` as the
-        approximate stage verifies its own (the ``max_verify`` most similar first). For experiments with other
-        candidate generators (bench/hotwords_anchor_experiment.py).
+        approximate stage verifies its own (the ``max_verify`` most similar first); ``logprobs`` as in
+        :meth:`search`. For experiments with other candidate generators (bench/hotwords_anchor_experiment.py).
         """
         self._require_open()
-        opt = (options or self.search_options).for_entries(self._entries.live_count())
+        base = options or self.search_options
+        opt = base.for_entries(self._entries.live_count())
+        evidence = None
+        if base.resolve_verifier(logprobs is not None) == "posterior":
+            frames = self._greedy_frames(hyp, logprobs) if logprobs is not None else None
+            evidence = self._frame_evidence(hyp, logprobs, frames, opt)
         best: Best = {}
         if opt.exact:
             self._exact(hyp, None, best)
         self._verify(hyp, np.asarray(rows, np.int64), np.asarray(starts, np.int64), np.asarray(similarity), opt,
-                     best)
+                     best, evidence)
         return self._rank(best, top_k)

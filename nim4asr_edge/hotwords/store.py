@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ..errors import HotwordError
 
 if TYPE_CHECKING:  # typing.Self is Python 3.11+; setup.py allows 3.10
@@ -143,7 +145,21 @@ class HotwordStore:
         return int(self._conn.execute("SELECT value FROM meta WHERE key='generation'").fetchone()[0])
 
     def _bump(self) -> None:
+        """Next generation, and the entry count :meth:`count` reads, in the caller's transaction."""
         self._conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'")
+        self._conn.execute(
+            "INSERT OR REPLACE INTO meta VALUES ('count', (SELECT value FROM meta WHERE key='generation') || ':' || "
+            "(SELECT COUNT(*) FROM hotwords))")
+
+    def count(self) -> int:
+        """Entries in the store. Recorded as ``generation:count`` with every change; counted (at 10M entries a scan
+        takes seconds) when the record is missing or from another generation (a store changed by other code)."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key='count'").fetchone()
+        if row is not None:
+            gen, _, n = str(row[0]).partition(":")
+            if n.isdigit() and gen == str(self.generation):
+                return int(n)
+        return int(self._conn.execute("SELECT COUNT(*) FROM hotwords").fetchone()[0])
 
     def add(self, rows: Iterable[tuple[int, str, float | None, tuple[str, ...]]], namespace: str,
             report: ImportReport) -> list[int]:
@@ -233,6 +249,18 @@ class HotwordStore:
         if ids is not None:
             return {i: w for i, (_, w, _) in self.get(ids).items()}
         return dict(self._conn.execute("SELECT id, weight FROM hotwords ORDER BY id").fetchall())
+
+    def weight_arrays(self, batch: int = 500_000) -> tuple[np.ndarray, np.ndarray]:
+        """(ids ascending as int64, their weights as float32) of every entry, read in batches."""
+        cur = self._conn.execute("SELECT id, weight FROM hotwords ORDER BY id")
+        ids, ws = [], []
+        while rows := cur.fetchmany(batch):
+            a = np.array(rows, np.float64)
+            ids.append(a[:, 0].astype(np.int64))
+            ws.append(a[:, 1].astype(np.float32))
+        if not ids:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        return np.concatenate(ids), np.concatenate(ws)
 
     def counts(self) -> dict[str, int]:
         return dict(self._conn.execute("SELECT namespace, COUNT(*) FROM hotwords GROUP BY namespace"))

@@ -9,9 +9,11 @@ setup.py; without it :func:`align_scores_numpy` runs, with the same results.
 
 from __future__ import annotations
 
+from types import ModuleType
+
 import numpy as np
 
-__all__ = ["PAD", "align_scores", "align_scores_numpy", "compiled_available", "use_compiled"]
+__all__ = ["PAD", "align_scores", "align_scores_numpy", "compiled_available", "compiled_module", "use_compiled"]
 
 try:  # the compiled verifier (optional extension, built by setup.py)
     from . import _align as _built
@@ -28,9 +30,15 @@ def compiled_available() -> bool:
     return _built is not None
 
 
+def compiled_module() -> ModuleType | None:
+    """The compiled extension the verifiers run now (None: their numpy implementations; see :func:`use_compiled`)."""
+    return _compiled
+
+
 def use_compiled(enabled: bool) -> bool:
-    """Run the compiled verifier (if built) or the numpy one in :func:`align_scores`, process-wide; returns whether
-    the compiled one ran before. For benchmarks comparing the two; results are the same either way."""
+    """Run the compiled verifiers (if built) or the numpy ones in :func:`align_scores` and
+    :func:`.ctc_score.keyword_costs`, process-wide; returns whether the compiled one ran before. For benchmarks and
+    tests comparing the two; results are the same either way."""
     global _compiled
     was = _compiled is not None
     _compiled = _built if enabled else None
