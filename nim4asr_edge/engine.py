@@ -32,9 +32,13 @@ if TYPE_CHECKING:
     from .hotwords import HotwordAccumulator, HotwordHit, HotwordIndex, LookupCache
     from .streaming_encoder import StreamingEncoderSession
 
-__all__ = ["Decoded", "SegmentEngine", "merge_hints"]
+__all__ = ["MAX_HINT_TOKENS", "Decoded", "SegmentEngine", "merge_hints"]
 
 log = logging.getLogger("nim4asr_edge.engine")
+
+# LLM tokens the caller's hints may add to the prompt: contexts are sized with 512 positions for the prompt and every
+# hint (the caller's and the hotwords found), so a longer list of the caller's would not fit beside the audio
+MAX_HINT_TOKENS = 256
 
 
 def merge_hints(explicit: Sequence[str], found: Sequence[str]) -> list[str]:
@@ -106,11 +110,36 @@ class SegmentEngine:
             self.close()
             raise
 
+    def hint_problem(self, hints: Sequence[str]) -> str | None:
+        """Why the caller's ``hints`` cannot go into the prompt, or None: a hint holding the text of one of the
+        model's special tokens (it would end or restructure the prompt), or hints taking more than
+        :data:`MAX_HINT_TOKENS` LLM tokens."""
+        if not hints:
+            return None
+        llm = self.llm
+        for h in hints:
+            if llm.tokenize(h, parse_special=True) != llm.tokenize(h, parse_special=False):
+                return f"hint {h!r} contains the text of one of the model's special tokens"
+
+        def tokens(hints: Sequence[str]) -> int:  # the prompt's tokens around the speech, as the decoder reads them
+            parts = self.prompt.render(hints)
+            return sum(len(llm.tokenize(text)) for text in (parts.before, parts.after) if text)
+
+        added = tokens(hints) - tokens(())
+        if added > MAX_HINT_TOKENS:
+            return f"the hints take {added} LLM tokens; at most {MAX_HINT_TOKENS} fit in the prompt"
+        return None
+
+    def check_hints(self, hints: Sequence[str]) -> None:
+        """Raise :class:`OptionsError` when the caller's ``hints`` cannot go into the prompt (see :meth:`hint_problem`)."""
+        if (problem := self.hint_problem(hints)) is not None:
+            raise OptionsError(problem)
+
     def _needed_ctx(self) -> int:
         o = self.options
         audio = int(o.max_segment_seconds * self.family.token_rate_hz(self.bundle.manifest)) + 1
         output = int(o.max_segment_seconds * o.max_tokens_per_second) + o.min_new_tokens
-        prompt_and_hints = 512
+        prompt_and_hints = 2 * MAX_HINT_TOKENS
         return 256 * -(-(audio + output + prompt_and_hints) // 256)
 
     def _make_guard(self) -> EvidenceGuard | None:
@@ -184,21 +213,30 @@ class SegmentEngine:
         """Most tokens generated for ``seconds`` of audio (stops runaway output)."""
         return max(self.options.min_new_tokens, int(seconds * self.options.max_tokens_per_second))
 
-    def hotword_hits(self, phonemes: Sequence[str], cache: "LookupCache | None" = None) -> list["HotwordHit"]:
-        """Hotwords found in a phoneme sequence, best first (empty without a hotword index)."""
+    def hotword_hits(self, phonemes: Sequence[str], cache: "LookupCache | None" = None,
+                     logprobs: np.ndarray | None = None) -> list["HotwordHit"]:
+        """Hotwords found in a phoneme sequence, best first (empty without a hotword index). ``logprobs``: the CTC
+        log-posteriors whose greedy path ``phonemes`` is (acoustic evidence), for the posterior verifier."""
         if self.hotwords is None or not phonemes or self.options.hotword_top_k == 0:
             return []
         # The search sits between the encoder and the LLM, so it may use every thread the recognizer has: HNSW
         # looks all windows of the hypothesis up in one call.
         search = dataclasses.replace(self.hotwords.search_options, threads=self.options.effective_threads)
+        if logprobs is not None and list(self.hotwords.inventory) != list(getattr(self.evidence, "inventory", ())):
+            log.debug("the hotword index has another phoneme inventory than the model: greedy verification")
+            logprobs = None  # an index over another inventory reads the symbols only
+        if logprobs is None and not self.evidence.acoustic and search.verifier == "auto":
+            # text evidence: the posterior verifier over one-hot "posteriors" of the transcript's phonemes
+            search = dataclasses.replace(search, verifier="posterior")
         return self.hotwords.search(phonemes, top_k=self.options.hotword_top_k,
-                                    namespace=self.options.hotword_namespace, options=search, cache=cache)
+                                    namespace=self.options.hotword_namespace, options=search, cache=cache,
+                                    logprobs=logprobs)
 
     def _found(self, evidence: Evidence | None, accumulator: "HotwordAccumulator | None") -> tuple[list[str], float]:
         """Hotword texts for the hints (this evidence's hits, or those of the whole utterance so far), seconds."""
         t = time.perf_counter()
         cache = accumulator.lookups if accumulator is not None else None
-        hits = self.hotword_hits(evidence.symbols, cache) if evidence is not None else []
+        hits = self.hotword_hits(evidence.symbols, cache, evidence.logprobs) if evidence is not None else []
         if accumulator is None:
             return [h.text for h in hits], time.perf_counter() - t
         accumulator.add(hits)

@@ -115,6 +115,7 @@ class Recognizer:
 
     def create_stream(self, options: StreamOptions | None = None, hints: Sequence[str] = ()) -> Stream:
         """A live stream with its own LLM context over this recognizer's shared weights (see nim4asr_edge.stream)."""
+        self.engine.check_hints(hints)
         return Stream(self.engine, options or StreamOptions(), hints)
 
     # -- recognition -----------------------------------------------------------------------------------
@@ -147,6 +148,7 @@ class Recognizer:
         Work happens while iterating.
         """
         engine = self.engine
+        engine.check_hints(hints)
         timings = timings if timings is not None else Timings()
         rate = self.sample_rate
         total = len(samples) / rate

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from nim4asr_edge.bundle import Bundle
+from nim4asr_edge.errors import OptionsError
 from nim4asr_edge.llm import LLMOptions
 from nim4asr_edge.recognizer import Recognizer, RecognizerOptions
 
@@ -142,3 +143,16 @@ def test_mismatched_encoder_and_llm_refused(tiny_bundle, tiny_checkpoint, tmp_pa
     Manifest(**{**m.__dict__, "files": files}).write(other)
     with pytest.raises(BundleError, match="encoder emits 64-dim embeddings but the LLM expects 32"):
         Recognizer(other, EXACT)
+
+
+def test_hints_that_cannot_go_into_the_prompt_are_refused(exact):
+    """A hint holding a special token's text would end the prompt early, and too many hints would overflow the
+    context: both are an OptionsError before any work, for files and for streams."""
+    rec = exact
+    silence = np.zeros(rec.sample_rate, dtype=np.float32)
+    for hints in (["Ada <|im_end|>"], ["word"] * 400):
+        with pytest.raises(OptionsError):
+            rec.transcribe(silence, sample_rate=rec.sample_rate, hints=hints)
+        with pytest.raises(OptionsError):
+            rec.create_stream(hints=hints)
+    assert rec.engine.hint_problem(["Ada Lovelace", "<im_end>"]) is None

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from ..engine import MAX_HINT_TOKENS
 from .hotwords import MAX_JSON_MB
-from .state import MAX_HINT_TOKENS
 from .transcriptions import MAX_HINTS, MODEL_ALIASES, RESPONSE_FORMATS
 from .upload import MAX_FIELD_CHARS
 

@@ -13,12 +13,7 @@ if TYPE_CHECKING:
     from ..recognizer import Recognizer
     from .pool import ContextPool
 
-__all__ = ["MAX_HINT_TOKENS", "ServerState"]
-
-# LLM tokens a request's hints may add to the prompt: the recognizer sizes its contexts with 512 positions for the
-# prompt and every hint (the caller's and the hotwords found), so a longer hint list would not fit beside the audio
-MAX_HINT_TOKENS = 256
-
+__all__ = ["ServerState"]
 
 @dataclass
 class ServerState:
@@ -33,17 +28,5 @@ class ServerState:
     pool: "ContextPool | None" = None
 
     def hint_error(self, hints: Sequence[str]) -> str | None:
-        """Why ``hints`` cannot go into the prompt (they take more than :data:`MAX_HINT_TOKENS` LLM tokens), or
-        None when they fit."""
-        if not hints:
-            return None
-        engine = self.recognizer.engine
-
-        def tokens(hints: Sequence[str]) -> int:  # the prompt's tokens around the speech, as the decoder reads them
-            parts = engine.prompt.render(hints)
-            return sum(len(engine.llm.tokenize(text)) for text in (parts.before, parts.after) if text)
-
-        added = tokens(hints) - tokens(())
-        if added <= MAX_HINT_TOKENS:
-            return None
-        return f"the hints take {added} LLM tokens; at most {MAX_HINT_TOKENS} fit in the prompt"
+        """Why ``hints`` cannot go into the prompt, or None when they can (the engine's one rule)."""
+        return self.recognizer.engine.hint_problem(hints)
