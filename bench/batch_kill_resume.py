@@ -29,6 +29,11 @@ from pathlib import Path
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from nim4asr_edge.batch.ledger import done_count  # noqa: E402
+from nim4asr_edge.batch.outputs import JobFiles  # noqa: E402
+
 BUNDLE = ROOT / "nim4asr_edge" / "models" / "tiny-random"
 FORMATS = ("txt", "json")
 
@@ -52,17 +57,6 @@ def start(inp: Path, out: Path, workers: int) -> subprocess.Popen:
                              str(BUNDLE), "--workers", str(workers), "--threads", "1", "--formats", ",".join(FORMATS),
                              "--no-progress"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, start_new_session=True)
-
-
-def done_count(out: Path) -> int:
-    try:
-        db = sqlite3.connect(f"file:{out / '.nim4asr-batch' / 'ledger.sqlite'}?mode=ro", uri=True, timeout=5)
-        try:
-            return db.execute("SELECT COUNT(*) FROM files WHERE state = 'done'").fetchone()[0]
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return 0
 
 
 def verify(out: Path, sources: list[Path]) -> dict:
@@ -100,8 +94,8 @@ def trial(rng: random.Random, inp: Path, out: Path, sources: list[Path], workers
             time.sleep(rng.uniform(0.1, 6.0))
             how = "time"
         else:  # just after the n-th commit from now, plus a random delay under 50 ms
-            target = done_count(out) + rng.randint(1, len(sources) // 2)
-            while done_count(out) < target and job.poll() is None and time.monotonic() - t0 < 120:
+            target = done_count(JobFiles(out).ledger) + rng.randint(1, len(sources) // 2)
+            while done_count(JobFiles(out).ledger) < target and job.poll() is None and time.monotonic() - t0 < 120:
                 time.sleep(0.005)
             time.sleep(rng.uniform(0, 0.05))
             how = "after_commits"
@@ -109,7 +103,7 @@ def trial(rng: random.Random, inp: Path, out: Path, sources: list[Path], workers
         os.kill(job.pid, signal.SIGKILL) if alive else None
         job.wait(60)
         kills.append({"how": how, "at_s": round(time.monotonic() - t0, 2), "killed_running_job": alive,
-                      "done_at_kill": done_count(out)})
+                      "done_at_kill": done_count(JobFiles(out).ledger)})
     job = start(inp, out, workers)
     _, err = job.communicate(timeout=900)
     result = verify(out, sources)

@@ -20,7 +20,7 @@ import soundfile as sf
 from nim4asr_edge import BatchError, Recognizer, RecognizerOptions
 from nim4asr_edge.batch import expand_inputs
 from nim4asr_edge.batch.inputs import InputFile
-from nim4asr_edge.batch.ledger import Ledger
+from nim4asr_edge.batch.ledger import Ledger, done_count
 from nim4asr_edge.batch.outputs import JobFiles, JobLock, sync_jsonl
 from nim4asr_edge.cli import main
 from nim4asr_edge.formats import format_result
@@ -201,17 +201,6 @@ def _start_job(inp: Path, out: Path, *extra: str) -> subprocess.Popen:
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
 
 
-def _done_count(out: Path) -> int:
-    try:
-        db = sqlite3.connect(f"file:{out / '.nim4asr-batch' / 'ledger.sqlite'}?mode=ro", uri=True, timeout=5)
-        try:
-            return db.execute("SELECT COUNT(*) FROM files WHERE state = 'done'").fetchone()[0]
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return 0
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc to follow the job's processes")
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_kill_9_at_random_points_then_rerun_gives_every_file_once(tmp_path, seed):
@@ -222,7 +211,7 @@ def test_kill_9_at_random_points_then_rerun_gives_every_file_once(tmp_path, seed
         job = _start_job(tmp_path / "in", out, "--workers", "2")
         if kill == 0:  # right after a random number of commits, plus a random delay under 30 ms
             target, deadline = rng.randint(1, 12), time.monotonic() + 120
-            while _done_count(out) < target and job.poll() is None and time.monotonic() < deadline:
+            while done_count(JobFiles(out).ledger) < target and job.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.005)
             time.sleep(rng.uniform(0, 0.03))
         else:
@@ -231,7 +220,7 @@ def test_kill_9_at_random_points_then_rerun_gives_every_file_once(tmp_path, seed
             os.kill(job.pid, signal.SIGKILL)
         job.wait(30)
         if kill == 0:
-            assert 0 < _done_count(out) < len(sources), "the first kill must land mid-job"
+            assert 0 < done_count(JobFiles(out).ledger) < len(sources), "the first kill must land mid-job"
         deadline = time.monotonic() + 30  # orphaned workers notice their driver is gone and exit
         while _session_pids(job.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -248,11 +237,11 @@ def test_a_killed_worker_is_replaced_and_its_files_retried(tmp_path):
     out = tmp_path / "out"
     job = _start_job(tmp_path / "in", out, "--workers", "1")  # the only worker: the job waits for its replacement
     deadline = time.monotonic() + 120
-    while _done_count(out) < 2 and time.monotonic() < deadline:
+    while done_count(JobFiles(out).ledger) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     with Ledger(out / ".nim4asr-batch" / "ledger.sqlite") as ledger:
         victim = ledger.get_meta("workers")[0]["pid"]
-    done_before = _done_count(out)
+    done_before = done_count(JobFiles(out).ledger)
     os.kill(victim, signal.SIGKILL)
     _, err = job.communicate(timeout=300)
     assert job.returncode == 0, err.decode()

@@ -18,7 +18,7 @@ from typing import Any
 
 from .inputs import InputFile, name_key, unique_name
 
-__all__ = ["STATES", "Ledger", "Task"]
+__all__ = ["STATES", "Ledger", "Task", "done_count"]
 
 STATES = ("pending", "running", "done", "failed")
 
@@ -204,3 +204,16 @@ class _Txn:
 
     def __exit__(self, exc_type, *exc) -> None:
         self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def done_count(path: str | Path) -> int:
+    """Files done in the ledger at ``path``, read without writing or locking (a running job may hold it); 0 while
+    there is no ledger yet."""
+    try:
+        db = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True, timeout=5)
+        try:
+            return db.execute("SELECT COUNT(*) FROM files WHERE state = 'done'").fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0
