@@ -18,11 +18,12 @@ ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'nim4
 from ray.cluster_utils import Cluster
 
 from nim4asr_edge.batch import BatchOptions, WorkerSpec, run_batch
-from nim4asr_edge.batch.ledger import Ledger
+from nim4asr_edge.batch.ledger import Ledger, done_count
+from nim4asr_edge.batch.outputs import JobFiles
 from nim4asr_edge.cli import main
 from nim4asr_edge.options import RecognizerOptions
 
-from .test_batch import BUNDLE, ROOT, _done_count, check_exactly_once, write_clips
+from .test_batch import BUNDLE, ROOT, check_exactly_once, write_clips
 
 TIMEOUT = 420  # seconds for the whole job; Ray's start-up alone takes tens of seconds on 2 busy cores
 
@@ -62,13 +63,13 @@ def test_a_worker_node_dies_mid_job_and_every_file_is_done_once(tmp_path, cluste
     thread = threading.Thread(target=job, daemon=True)
     thread.start()
     deadline = time.monotonic() + TIMEOUT
-    while _done_count(out) < 3 and thread.is_alive() and time.monotonic() < deadline:
+    while done_count(JobFiles(out).ledger) < 3 and thread.is_alive() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert "error" not in outcome and thread.is_alive(), outcome
     with Ledger(out / ".nim4asr-batch" / "ledger.sqlite") as ledger:
         actor_nodes = {w["node"] for w in ledger.get_meta("workers")}
     victim = next(n for n in worker_nodes if n.node_id in actor_nodes)  # the head has room for one actor only
-    done_before = _done_count(out)
+    done_before = done_count(JobFiles(out).ledger)
     c.remove_node(victim)
     thread.join(max(1.0, deadline - time.monotonic()))
     assert not thread.is_alive(), "the Ray job did not finish in time"
