@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from llm_overhead import DEFAULT_CACHE, alternate, machine, spread
+from llm_overhead import DEFAULT_CACHE, alternate, finish, machine, spread
 
 JFK = HERE.parent / "examples" / "audio" / "jfk.wav"
 DURATIONS = (5.0, 10.0, 30.0)
@@ -53,9 +53,9 @@ def _speech(seconds: float):
 
 def c_e2e(a: dict) -> dict:
     """One recognizer in this fresh process: load, warm-up, one transcription per duration (``reps`` each)."""
+    from nim4asr_edge import ProcessMemory, Recognizer, RecognizerOptions
     from nim4asr_edge.bundle import Bundle
     from nim4asr_edge.llm import LLMOptions
-    from nim4asr_edge import ProcessMemory, Recognizer, RecognizerOptions
 
     bundle = Bundle.load(Path(a["cache"]) / "bundle", verify="none")
     opts = RecognizerOptions(threads=a["threads"], encoder_precision="int8", llm_quant="q4_k_m", verify="none",
@@ -129,12 +129,7 @@ def main() -> None:
         summary[name] = row
     res["results"] = summary
     res["runs"] = rows
-    res["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    res["wall_s"] = round(time.perf_counter() - t0, 1)
-    text = json.dumps(res, indent=2)
-    if args.out:
-        args.out.write_text(text + "\n")
-    print(text)
+    finish(res, t0, args.out)
 
 
 if __name__ == "__main__":

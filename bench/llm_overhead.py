@@ -360,6 +360,16 @@ def paired(a_rows: list[dict], b_rows: list[dict], key: str) -> dict | None:
     return spread(ratios) if ratios else None
 
 
+def finish(res: dict, t0: float, out: Path | None) -> None:
+    """Record the load at the end and the wall time, write ``res`` to ``out`` (if given) and print it."""
+    res["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    res["wall_s"] = round(time.perf_counter() - t0, 1)
+    text = json.dumps(res, indent=2)
+    if out:
+        out.write_text(text + "\n")
+    print(text)
+
+
 def machine() -> dict:
     import llama_cpp
 
@@ -417,12 +427,7 @@ def main() -> None:
             res["results"][key] = interleaved(path, th, args) if args.mode == "interleave" else fresh(path, th, args, res)
             if args.out:
                 args.out.write_text(json.dumps(res, indent=2) + "\n")
-    res["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    res["wall_s"] = round(time.perf_counter() - t0, 1)
-    text = json.dumps(res, indent=2)
-    if args.out:
-        args.out.write_text(text + "\n")
-    print(text)
+    finish(res, t0, args.out)
 
 
 def fresh(path: Path, th: int, args, res: dict) -> dict:

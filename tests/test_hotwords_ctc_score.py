@@ -19,14 +19,15 @@ from nim4asr_edge.hotwords.ctc_score import (
     keyword_states,
     one_hot_logprobs,
 )
-from nim4asr_edge.hotwords.g2p import BaseG2P
+
+from .test_hotwords_index import DictG2P
 
 INV = list(ENGLISH_INVENTORY)
 SYM = {s: i for i, s in enumerate(INV)}
 BLANK, BOUNDARY, V = 0, 1, len(INV)
 
 
-class WordsG2P(BaseG2P):
+class WordsG2P(DictG2P):
     """A fixed pronunciation per word (the G2P protocol is pluggable)."""
 
     name = "dict:ctc-test"
@@ -34,14 +35,6 @@ class WordsG2P(BaseG2P):
         "zorblax": "z ɔː ɹ b l æ k s", "zorblix": "z ɔː ɹ b l ɪ k s", "quintaro": "k w ɪ n t ɑː ɹ oʊ",
         "meet": "m iː t", "the": "ð ə", "at": "æ t", "park": "p ɑː ɹ k", "bellamy": "b ɛ l ə m i",
         "street": "s t ɹ iː t", "bella": "b ɛ l ə"}.items()}
-
-    def _convert(self, text):
-        out = []
-        for w in text.lower().split():
-            if w not in self.WORDS:
-                raise ValueError(f"no pronunciation for {w!r}")
-            out += (["|"] if out else []) + self.WORDS[w]
-        return out
 
 
 def posteriors(symbols, deleted=(), p_deleted=0.35, frames_per_symbol=2):
