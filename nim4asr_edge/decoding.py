@@ -38,8 +38,9 @@ class PromptedDecoder:
 
     The tokens before the speech are evaluated once and stay cached while they do not change (NIM4's are static); a
     prompt that puts hints before the speech re-evaluates from the first changed token, and the speech after it.
-    :meth:`set_speech` / :meth:`append_speech` replace or extend the speech part; :meth:`decode` evaluates the text
-    after the speech, generates greedily and removes that text and the hypothesis again.
+    :meth:`set_speech` / :meth:`append_speech` replace or extend the speech part; :meth:`set_tail` replaces a
+    tentative last part of it (a stream's open encoder block: the next partial replaces it again); :meth:`decode`
+    evaluates the text after the speech, generates greedily and removes that text and the hypothesis again.
     """
 
     def __init__(self, llm: LLMSession, prompt: PromptFormat, language: str | None = None) -> None:
@@ -49,8 +50,9 @@ class PromptedDecoder:
         self.language = language  # forced language (None: the model detects it)
         self.stop_ids = [llm.token_id(s) for s in prompt.stop]
         self._before: list[int] = []
-        self._speech: list[np.ndarray] = []
-        self.n_speech = 0
+        self._speech: list[np.ndarray] = []  # committed parts, then the tentative tail (if any) last
+        self._tail = 0  # embeddings of the tentative tail
+        self.n_speech = 0  # embeddings cached after the text before the speech, the tail included
         llm.clear()
         self.prefix = self._tokens(prompt.render((), language).before)  # the plain prompt's tokens before speech
         self._sync_before(self.prefix)
@@ -83,19 +85,35 @@ class PromptedDecoder:
         return time.perf_counter() - t
 
     def append_speech(self, embeds: np.ndarray) -> float:
-        """Add audio embeddings after the speech already cached (streaming); returns seconds spent."""
+        """Add audio embeddings after the committed speech (streaming), dropping a tentative tail; returns seconds
+        spent."""
         t = time.perf_counter()
-        self.llm.truncate(len(self._before) + self.n_speech)
+        self._drop_tail()
         if len(embeds):
             self.llm.eval_embeds(embeds)
             self._speech.append(embeds)
             self.n_speech += len(embeds)
         return time.perf_counter() - t
 
+    def set_tail(self, embeds: np.ndarray) -> float:
+        """Make ``embeds`` the tentative end of the speech, replacing the previous tail; returns seconds spent."""
+        t = time.perf_counter()
+        self.append_speech(embeds)
+        self._tail = len(embeds)
+        return time.perf_counter() - t
+
+    def _drop_tail(self) -> None:
+        if self._tail:
+            self._speech.pop()
+            self.n_speech -= self._tail
+            self._tail = 0
+        self.llm.truncate(len(self._before) + self.n_speech)
+
     def reset(self) -> None:
         """Forget the speech (keep the cached text before it) for the next utterance."""
         self.llm.truncate(len(self._before))
         self._speech = []
+        self._tail = 0
         self.n_speech = 0
 
     def decode(self, hints: Sequence[str], max_new_tokens: int, forced: Sequence[int] = (),

@@ -17,6 +17,9 @@ Example::
         out.audio_embeds                   # [tokens, llm_hidden] -> the LLM
         out.phoneme_logprobs               # [enc_frames, n_phonemes] -> phoneme decoding / hotwords
         enc.run(padded, n_valid=n)         # e.g. Whisper's 30-s padding: equals enc.run(padded[:n])
+
+A graph whose encoder attends within windows may take an overridable ``attention_window`` input (float32 ``[W]``; its
+length is the window in audio tokens, its initializer the default): ``enc.run(features, window=26)``.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ __all__ = [
     "EncoderOutput",
     "EncoderSession",
     "MIN_FRAMES",
+    "WINDOW_INPUT",
     "encoder_frames",
     "audio_tokens",
     "return_freed_heap",
@@ -46,6 +50,7 @@ __all__ = [
 logger = logging.getLogger("nim4asr_edge.encoder")
 
 INPUT_NAMES = ("features", "feature_lengths")
+WINDOW_INPUT = "attention_window"  # optional overridable initializer: its length is the attention window (tokens)
 OUTPUT_NAMES = ("audio_embeds", "audio_embed_lengths", "phoneme_logprobs", "phoneme_lengths")
 _INPUT_TYPES = {"features": "tensor(float)", "feature_lengths": "tensor(int64)"}
 _OUTPUT_TYPES = {
@@ -258,6 +263,8 @@ class EncoderSession(_OrtSession):
         self._outputs = OUTPUT_NAMES if phonemes else tuple(n for n in OUTPUT_NAMES if n not in PHONEME_OUTPUTS)
         self._session = _open_session(self.path, self.options)
         self._n_mels, self._llm_hidden, self._n_phonemes = self._check_contract()
+        # whether the graph takes an attention window (its default, the graph's own window, is in the manifest)
+        self.takes_window = any(i.name == WINDOW_INPUT for i in self._session.get_overridable_initializers())
         logger.debug(
             "encoder %s: n_mels=%d llm_hidden=%d n_phonemes=%d providers=%s",
             self.path, self._n_mels, self._llm_hidden, self._n_phonemes, self.providers,
@@ -301,18 +308,20 @@ class EncoderSession(_OrtSession):
 
     # -- running ----------------------------------------------------------------------------------------------
 
-    def run(self, features: np.ndarray | Features, n_valid: int | None = None) -> EncoderOutput:
+    def run(self, features: np.ndarray | Features, n_valid: int | None = None,
+            window: int | None = None) -> EncoderOutput:
         """Encode one utterance: ``features`` [T, n_mels] float32 (CMVN-normalised, T >= 7), or a frontend's
         :class:`~nim4asr_edge.frontend.Features` (values and ``n_valid`` together, so padding is never encoded).
 
         ``n_valid``: how many leading frames are speech when ``features`` is already padded (e.g. Whisper's 30-s
         window); the graph gets ``feature_lengths = n_valid`` (default ``T``) and masks the rest, so the result
         equals running ``features[:n_valid]`` alone.  The padding must still be finite.
+        ``window``: the attention window in tokens, for a graph with a window input (default: the graph's own).
         """
         if isinstance(features, Features):
             features, n_valid = features.values, features.n_valid
         if n_valid is None:
-            return self.run_batch([features])[0]
+            return self.run_batch([features], window)[0]
         _check_features(features, self._n_mels)
         if isinstance(n_valid, (bool, np.bool_)) or not isinstance(n_valid, (int, np.integer)):
             raise AudioError(f"n_valid must be an int, got {type(n_valid).__name__}")
@@ -322,9 +331,9 @@ class EncoderSession(_OrtSession):
                 f"{features.shape[0]} frames given"
             )
         feats = np.ascontiguousarray(features)
-        return self._run_padded(feats[None], np.array([n_valid], dtype=np.int64))[0]
+        return self._run_padded(feats[None], np.array([n_valid], dtype=np.int64), window)[0]
 
-    def run_batch(self, features: Sequence[np.ndarray]) -> list[EncoderOutput]:
+    def run_batch(self, features: Sequence[np.ndarray], window: int | None = None) -> list[EncoderOutput]:
         """Encode several utterances in one padded batch; each result equals ``run`` on that item alone."""
         if isinstance(features, np.ndarray) or len(features) == 0:
             raise AudioError("run_batch takes a non-empty list of [frames, n_mels] arrays")
@@ -333,13 +342,21 @@ class EncoderSession(_OrtSession):
         batch = np.zeros((len(items), int(lengths.max()), self._n_mels), dtype=np.float32)
         for i, f in enumerate(items):
             batch[i, : f.shape[0]] = f
-        return self._run_padded(batch, lengths)
+        return self._run_padded(batch, lengths, window)
 
-    def _run_padded(self, batch: np.ndarray, lengths: np.ndarray) -> list[EncoderOutput]:
+    def _run_padded(self, batch: np.ndarray, lengths: np.ndarray, window: int | None = None) -> list[EncoderOutput]:
         """Run ``batch`` [B, T, n_mels] with valid ``lengths`` [B]; slice every output to its returned length."""
         sess = self._live()
+        feeds = {"features": batch, "feature_lengths": lengths}
+        if window is not None:
+            if not self.takes_window:
+                raise BundleError(f"encoder graph {self.path} has no {WINDOW_INPUT} input: re-import the bundle to "
+                                  "stream with short attention windows")
+            if window < 1:
+                raise ValueError(f"attention window of {window} tokens")
+            feeds[WINDOW_INPUT] = np.zeros(window, np.float32)
         try:
-            results = sess.run(list(self._outputs), {"features": batch, "feature_lengths": lengths})
+            results = sess.run(list(self._outputs), feeds)
         except Exception as exc:
             raise BundleError(f"encoder graph {self.path} failed on a batch of shape {batch.shape}: {exc}") from exc
         embeds, embed_lens = results[:2]

@@ -81,6 +81,7 @@ class SegmentEngine:
         self.sample_rate = int(manifest.frontend["sample_rate"])
         self.prompt = self.family.prompt(manifest)
         self.streaming_mode = self.family.streaming_mode(manifest)
+        self.blocks = self.family.encoder_blocks(manifest) if self.streaming_mode == "blocks" else None
         self.hotwords = hotwords
         self.lock = threading.Lock()  # one decode at a time on the shared context
         self._load_lock = threading.Lock()
@@ -201,6 +202,20 @@ class SegmentEngine:
         except AudioError:
             return None
         return self.encoder.run(feats)
+
+    def encode_blocks(self, samples: np.ndarray, committed: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """``"blocks"`` streaming: (embeddings of the blocks of ``samples`` finished after the first ``committed``,
+        embeddings of the open block); None when the samples are too short to give a feature frame."""
+        if len(samples) < self.frontend.min_samples():
+            return None
+        try:
+            feats = self.frontend(samples)
+        except AudioError:
+            return None
+        # the blocks' window, fed where the graph takes one (a short streaming window), else the graph's own
+        window = self.blocks.tokens if self.encoder.takes_window else None
+        return self.blocks.split(lambda f: self.encoder.run(f, window=window).audio_embeds,
+                                 feats.values[: feats.n_valid], committed)
 
     def acoustic_evidence(self, logprobs: Sequence[np.ndarray | None]) -> Evidence | None:
         """Evidence of encoder posteriors (the chunks of one utterance); None for families whose evidence comes

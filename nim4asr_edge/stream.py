@@ -41,7 +41,9 @@ class StreamOptions:
     # (latency stays bounded). False: a partial for every chunk_ms of audio however late (repeatable cadence).
     skip_late_partials: bool = True
     window_seconds: float = 30.0  # windowed mode (no streaming graph): most audio re-encoded per partial
-    use_streaming_graph: bool = True  # use the bundle's cache-carrying encoder graph when it has one
+    # use the bundle's cache-carrying encoder graph, or the encoder's finished blocks, when it has them (False:
+    # windowed re-encoding)
+    use_streaming_graph: bool = True
 
     def __post_init__(self) -> None:
         if not 160 <= self.chunk_ms <= 5000 or self.rollback_tokens < 0 or self.unstable_chunks < 0:
@@ -103,6 +105,7 @@ class Stream:
         self._feats_done = 0  # feature frames of the utterance given to the streaming encoder
         self._utt_logprobs: list[np.ndarray | None] = []  # encoder posteriors of the utterance so far
         self._enc_state = None  # per-utterance caches of the streaming encoder graph (None: windowed mode)
+        self._blocks_done = 0  # "blocks" mode: finished encoder blocks of the utterance committed to the KV cache
         self._hotwords = None
         if engine.hotwords is not None:
             from .hotwords import HotwordAccumulator
@@ -250,6 +253,7 @@ class Stream:
         self._prev_tokens = ()
         self._history.clear()
         self._feats_done = 0
+        self._blocks_done = 0
         self._utt_logprobs = []
         if self._hotwords is not None:
             self._hotwords.reset()
@@ -268,12 +272,28 @@ class Stream:
         if not self.options.partials or n - self._last_partial_len < chunk:
             return
         self._last_partial_len = n
+        if self._engine.blocks is not None and self.options.use_streaming_graph:
+            self._blocks_partial(arrived)
+            return
         audio = self._utt_audio()[-int(self.options.window_seconds * SAMPLE_RATE) :]
         out = self._engine.encode(audio)
         if out is None:
             return
         self._decoder.set_speech(out.audio_embeds)
         self._utt_logprobs = [out.phoneme_logprobs]
+        self._partial(len(audio), arrived)
+
+    def _blocks_partial(self, arrived: float) -> None:
+        """Encoder blocks: finished blocks' embeddings committed to the KV cache once, the open block re-encoded."""
+        audio = self._utt_audio()
+        split = self._engine.encode_blocks(audio, self._blocks_done)
+        if split is None:
+            return
+        finished, open_block = split
+        if len(finished):
+            self._decoder.append_speech(finished)
+            self._blocks_done += len(finished) // self._engine.blocks.tokens
+        self._decoder.set_tail(open_block)
         self._partial(len(audio), arrived)
 
     def _streaming_step(self, arrived: float) -> None:

@@ -4,6 +4,7 @@ with first-pass hotwords and streaming. Parity with the official package: tests/
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -129,6 +130,21 @@ def test_the_import_writes_a_qwen3_asr_bundle(qwen3_asr_bundle):
     assert manifest["extra"]["checks"]["encoder_fp32"]["max_abs_diff"] < 1e-4
     assert manifest["extra"]["checks"]["encoder_int8"]["max_abs_diff"] < 0.1
     assert manifest["extra"]["qwen3_asr"]["languages"] == list(LANGUAGES)
+    # the graph also runs 2-s attention windows (streaming partials), checked against PyTorch too
+    assert manifest["encoder"]["streaming"] is None and manifest["encoder"]["stream_window_tokens"] == 26
+    assert manifest["extra"]["checks"]["encoder_fp32"]["stream_window_max_abs_diff"] < 1e-4
+    assert manifest["extra"]["checks"]["encoder_int8"]["stream_window_max_abs_diff"] < 0.1
+
+
+def test_a_stream_window_that_is_not_shorter_than_the_offline_one_is_refused(qwen3_asr_release, tmp_path):
+    from nim4asr_export.importers import ImportOptions, import_model
+
+    out = tmp_path / "bundle"
+    for seconds in (8, -1):
+        with pytest.raises(ExportError, match=rf"stream window of {seconds} s: give whole seconds from 1 to 7"):
+            import_model("qwen3-asr", qwen3_asr_release, out, ImportOptions(quant=("fp32", "f32"),
+                                                                         stream_window_s=seconds), lambda m: None)
+        _assert_nothing_written(out)
 
 
 @pytest.mark.parametrize("damage, message", [
@@ -233,7 +249,9 @@ def rec(qwen3_asr_bundle):
 
 def test_offline_through_the_engine(rec, jfk):
     engine = rec.engine
-    assert engine.family is get_family("qwen3-asr") and engine.streaming_mode == "windowed"
+    assert engine.family is get_family("qwen3-asr") and engine.streaming_mode == "blocks"
+    # streaming partials: the 2-s-window graph's blocks
+    assert (engine.blocks.frames, engine.blocks.tokens, engine.blocks.min_frames) == (200, 26, 100)
     assert engine.decoder.prefix == PLAIN_BEFORE
     assert engine.llm.tokenize(engine.prompt.render().after) == PLAIN_AFTER
     clip = jfk[: 3 * 16000]
@@ -295,6 +313,82 @@ def test_first_pass_hotwords_bring_a_second_pass_with_the_hit_as_context(qwen3_a
             events = run_stream(hot, clip)
     assert [e.kind for e in events].count("final") >= 1
 
+
+
+@pytest.fixture(scope="module")
+def offline_graph_bundle(qwen3_asr_bundle, tmp_path_factory) -> Path:
+    """The bundle without a stream window (as imported with ``stream_window_s=0``): streams use the 8-s blocks."""
+    out = tmp_path_factory.mktemp("qwen3-no-stream") / "bundle"
+    shutil.copytree(qwen3_asr_bundle, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["encoder"]["stream_window_tokens"] = None
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return out
+
+
+FP32 = dataclasses.replace(OPTS, encoder_precision="fp32")  # int8's activation scales depend on the whole input
+
+
+@pytest.mark.parametrize("graph", ["offline", "stream"])
+@pytest.mark.parametrize("frames", [40, 99, 100, 199, 200, 250, 299, 300, 433, 799, 800, 801, 850, 899, 900, 1099])
+def test_encoder_blocks_give_the_embeddings_of_the_whole_utterance(qwen3_asr_bundle, offline_graph_bundle, jfk, graph,
+                                                                   frames):
+    """Attention within windows: a finished block's embeddings are final, and the open block encoded alone (behind
+    the block before it while it is shorter than one convolution chunk) equals its part of the whole encoding."""
+    pytest.importorskip("espeakng_loader", reason="Qwen3-ASR's evidence is the G2P of its first pass (g2p extra)")
+    with Recognizer(offline_graph_bundle if graph == "offline" else qwen3_asr_bundle, FP32) as rec:
+        engine = rec.engine
+        blocks, encoder = engine.blocks, engine.encoder
+        assert (blocks.frames, blocks.tokens) == ((800, 104) if graph == "offline" else (200, 26))
+        feats = engine.frontend(jfk).values[:frames]
+        whole = encoder.run(feats, window=blocks.tokens).audio_embeds
+        assert len(whole) == audio_token_count(frames)
+        runs = []
+
+        def encode(f: np.ndarray) -> np.ndarray:
+            runs.append(len(f))
+            return encoder.run(f, window=blocks.tokens).audio_embeds
+
+        for committed in range(frames // blocks.frames + 1):
+            runs.clear()
+            finished, open_block = blocks.split(encode, feats, committed)
+            done = committed * blocks.tokens
+            got = np.concatenate([part for part in (whole[:done], finished, open_block) if len(part)])
+            np.testing.assert_allclose(got, whole, atol=2e-5)
+            assert len(finished) == (frames - committed * blocks.frames) // blocks.frames * blocks.tokens
+            lead = committed and 0 < frames - committed * blocks.frames < 100
+            assert runs == ([] if frames == committed * blocks.frames else
+                            [frames - (committed - lead) * blocks.frames])
+
+
+def test_blocks_streaming_gives_the_partials_of_re_encoding_everything(offline_graph_bundle, jfk):
+    """One 11-s utterance, a partial every 640 ms: with the first 8-s block committed to the KV cache and only the
+    open block re-encoded, the partials are those of re-encoding the whole utterance each time."""
+    from nim4asr_edge.vad import VadOptions
+
+    pytest.importorskip("espeakng_loader", reason="Qwen3-ASR's evidence is the G2P of its first pass (g2p extra)")
+    vad = VadOptions(min_silence_ms=3000)
+    with Recognizer(offline_graph_bundle, FP32) as rec:
+        blocks = run_stream(rec, jfk, StreamOptions(vad=vad, skip_late_partials=False))
+        whole = run_stream(rec, jfk, StreamOptions(vad=vad, skip_late_partials=False, use_streaming_graph=False))
+        assert [e.kind for e in blocks].count("final") == 1
+        assert max(e.end - e.start for e in blocks if e.kind == "partial") > 8.5  # past the first block
+        assert [(e.kind, e.tokens) for e in blocks] == [(e.kind, e.tokens) for e in whole]
+        final = checked_final(blocks)
+        offline = offline_segment_of(rec, jfk, final)
+    assert (final.text, final.tokens) == (offline.text, offline.tokens)
+
+
+def test_streaming_partials_from_the_short_window_graph_and_a_final_equal_to_offline(rec, jfk):
+    """Partials come from 2-s attention windows (blocks committed as they finish); the final is the offline decode,
+    with the graph's own 8-s windows."""
+    from nim4asr_edge.vad import VadOptions
+
+    assert rec.engine.encoder.takes_window and rec.engine.blocks.tokens == 26
+    events = run_stream(rec, jfk, StreamOptions(vad=VadOptions(min_silence_ms=3000), skip_late_partials=False))
+    final = checked_final(events, min_partials=10)
+    offline = offline_segment_of(rec, jfk, final)
+    assert (final.text, final.tokens, final.passes) == (offline.text, offline.tokens, offline.passes)
 
 
 def test_streaming_windowed_with_rollback_and_a_final_equal_to_offline(rec, jfk):

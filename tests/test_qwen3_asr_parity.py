@@ -7,7 +7,8 @@ float32)`` and then cast to fp32 (a release whose nested configs name bf16 stays
 attends over the whole clip in the audio encoder (sdpa/eager pass no mask), while its official inference (flash-
 attention-2, vLLM) attends within 104-token (8 s) windows; the two agree up to 8 s. Clips up to 8 s are compared
 with the reference as is; longer ones with the reference's own block mask over its ``cu_seqlens`` passed to its
-layers (what flash-attention-2 computes), which is what our graph implements.
+layers (what flash-attention-2 computes), which is what our graph implements. The graph's 2-s attention window
+(streaming partials) is compared with the reference run with ``n_window_infer`` 200.
 
 The default run uses a tiny configuration; ``-m slow`` adds both released shapes (0.6B, 1.7B).
 """
@@ -170,6 +171,30 @@ def test_encoder_fp32_matches_the_reference(ref, utils, qwen3_asr_bundle, jfk, n
         assert float(np.abs(got - plain).max()) < 1e-4
     else:  # beyond, its unmasked transformers path differs from its official windowed inference
         assert float(np.abs(plain - want).max()) > 1e-4
+
+
+@pytest.mark.parametrize("name", ["3s", "11s"])
+def test_encoder_stream_window_matches_the_reference_with_that_window(ref, utils, qwen3_asr_bundle, jfk, name):
+    """The graph's 2-s attention window (streaming partials) is the reference's encoder with ``n_window_infer`` 200
+    (its windowed attention over ``cu_seqlens``)."""
+    from nim4asr_edge.encoder import EncoderSession
+
+    inputs = _ref_inputs(ref, utils, _clip(jfk, name))
+    feats = inputs["input_features"][0].numpy().T.copy()
+    tower = ref.model.thinker.audio_tower
+    saved = tower.n_window_infer
+    tower.n_window_infer = 200
+    try:
+        with windowed_attention(ref.model):
+            want = _ref_audio_features(ref, inputs)
+    finally:
+        tower.n_window_infer = saved
+    with EncoderSession(qwen3_asr_bundle / "encoder.onnx", phonemes=False) as enc:
+        got = enc.run(feats, window=26).audio_embeds
+        offline = enc.run(feats).audio_embeds
+    assert got.shape == want.shape
+    assert float(np.abs(got - want).max()) < 1e-4
+    assert float(np.abs(offline - want).max()) > 1e-4  # a 2-s window is not the offline 8 s
 
 
 # -- tokenizer and prompt ---------------------------------------------------------------------------------------------

@@ -8,6 +8,10 @@ The release (docs/qwen3-asr.md): ``config.json`` (``model_type`` ``qwen3_asr``, 
 * the audio encoder (``thinker.audio_tower.*``) -> ``encoder.onnx`` (fp32) and ``encoder.int8.onnx``, through our
   PyTorch re-implementation (``nim4asr_export.model.qwen3_asr_audio``: chunked convolutions, windowed attention as
   the official inference runs it), checked against PyTorch on a random input;
+  The graph's overridable ``attention_window`` input (its length is the window in tokens; default the offline 8 s)
+  lets streams run the same weights with ``ImportOptions.stream_window_s`` windows (2 s by default; manifest
+  ``encoder.stream_window_tokens``): a stream commits each finished window's embeddings to the LLM's cache and
+  re-encodes only the open window for a partial;
 * the LLM (``thinker.model.*``, ``thinker.lm_head.weight``; the interleaved MRoPE of an audio+text prompt has three
   equal position rows, i.e. plain RoPE) -> a ``qwen3`` GGUF (f32 or f16, then llama.cpp quantisations) with the
   Qwen tokenizer; ``<asr_text>`` is written as a user-defined token so it stays in the decoded answer;
@@ -19,12 +23,14 @@ temporary directory and renamed into place only at the end (``BundleWriter``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nim4asr_edge.encoder import WINDOW_INPUT
 from nim4asr_edge.errors import ExportError
 from nim4asr_edge.manifest import Manifest
 
@@ -241,8 +247,9 @@ def llm_config(text: dict[str, Any], tied: bool) -> dict[str, Any]:
 # -- import -------------------------------------------------------------------------------------------------------------
 
 
-def _encoder_check(model, cfg) -> Callable[[Path], dict]:
-    """ONNX vs PyTorch on random features: a batch with a partial chunk, a short item and more than one window."""
+def _encoder_check(model, cfg, stream_window: int | None = None) -> Callable[[Path], dict]:
+    """ONNX vs PyTorch on random features: a batch with a partial chunk, a short item and more than one window; with
+    ``stream_window``, also with that attention window fed."""
     import numpy as np
     import torch
 
@@ -253,20 +260,34 @@ def _encoder_check(model, cfg) -> Callable[[Path], dict]:
         frames = 930
         feats = torch.randn(2, frames, cfg.num_mel_bins, generator=gen)
         lengths = torch.tensor([frames, 63])
-        with torch.no_grad():
-            ref, ref_len = model(feats, lengths)
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        out, out_len = sess.run(None, {"features": feats.numpy(), "feature_lengths": lengths.numpy()})
-        if out_len.tolist() != ref_len.tolist():
-            raise ExportError(f"{path.name}: token lengths {out_len.tolist()} != PyTorch {ref_len.tolist()}")
-        diffs = [float(np.abs(out[i, :n] - ref[i, :n].numpy()).max()) for i, n in enumerate(ref_len.tolist())]
-        return {"max_abs_diff": max(diffs), "frames": [frames, 63]}
+        figures = {"frames": [frames, 63]}
+        for window in (None, stream_window) if stream_window else (None,):
+            spec = None if window is None else torch.zeros(window)
+            feeds = {"features": feats.numpy(), "feature_lengths": lengths.numpy()}
+            if spec is not None:
+                feeds[WINDOW_INPUT] = spec.numpy()
+            with torch.no_grad():
+                ref, ref_len = model(feats, lengths, spec)
+            out, out_len = sess.run(None, feeds)
+            if out_len.tolist() != ref_len.tolist():
+                raise ExportError(f"{path.name}: token lengths {out_len.tolist()} != PyTorch {ref_len.tolist()}")
+            diff = max(float(np.abs(out[i, :n] - ref[i, :n].numpy()).max()) for i, n in enumerate(ref_len.tolist()))
+            figures["max_abs_diff" if window is None else "stream_window_max_abs_diff"] = diff
+        return figures
 
     return check
 
 
-def export_encoder(model, out_path: Path, opset: int = 17) -> Path:
-    """Trace the encoder to ``out_path`` (dynamic batch and frames); external data above 1 GiB of weights."""
+def export_encoder(model, out_path: Path, stream_window: bool = False, opset: int = 17) -> Path:
+    """Trace the encoder to ``out_path`` (dynamic batch and frames); external data above 1 GiB of weights.
+
+    ``stream_window``: the graph also takes ``attention_window`` (float32 ``[W]``, only its length counts: the
+    attention window in tokens), an initializer of the config's window length that a caller may override: one graph,
+    one copy of the weights, for offline decoding and for short-window streaming partials."""
+    import numpy as np
+    import onnx
+    import onnx.numpy_helper
     import torch
 
     from ..onnx_export import EXTERNAL_DATA_THRESHOLD_BYTES, _save, _trace
@@ -277,8 +298,15 @@ def export_encoder(model, out_path: Path, opset: int = 17) -> Path:
     lengths = torch.tensor([250, 171])
     axes = {"features": {0: "batch", 1: "frames"}, "feature_lengths": {0: "batch"},
             "audio_embeds": {0: "batch", 1: "tokens"}, "audio_embed_lengths": {0: "batch"}}
-    proto = _trace(model, (features, lengths), ("features", "feature_lengths"),
-                   ("audio_embeds", "audio_embed_lengths"), axes, opset, out_path.parent, "Qwen3-ASR audio encoder")
+    inputs, names = (features, lengths), ["features", "feature_lengths"]
+    if stream_window:
+        inputs, names = (*inputs, torch.zeros(model.cfg.chunk_tokens)), [*names, WINDOW_INPUT]
+        axes[WINDOW_INPUT] = {0: "window"}
+    proto = _trace(model, inputs, names, ("audio_embeds", "audio_embed_lengths"), axes, opset, out_path.parent,
+                   "Qwen3-ASR audio encoder")
+    if stream_window:  # an input with an initializer of the same name: overridable, defaulting to the offline window
+        default = onnx.numpy_helper.from_array(np.zeros(model.cfg.window_tokens, np.float32), WINDOW_INPUT)
+        proto.graph.initializer.append(default)
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     _save(proto, out_path, weights > EXTERNAL_DATA_THRESHOLD_BYTES)
     return out_path
@@ -320,6 +348,16 @@ def llm_state(release: Release) -> tuple[dict[str, Any], dict[str, Any]]:
     return state, llm_config(text, tied)
 
 
+def stream_window_tokens(cfg, seconds: int) -> int:
+    """Audio tokens of a ``seconds``-long attention window for streaming partials (whole seconds below the offline
+    window; the AuT encoder is trained with windows of 1 to 8 s)."""
+    offline = cfg.n_window_infer // 100
+    if not isinstance(seconds, int) or not 1 <= seconds < offline or cfg.chunk_frames != 100:
+        raise ExportError(f"stream window of {seconds!r} s: give whole seconds from 1 to {offline - 1} (the offline "
+                          f"window is {offline} s), or 0 for none")
+    return seconds * cfg.chunk_tokens
+
+
 def import_bundle(src: Path, out: Path, options: ImportOptions, progress: Progress = print) -> Manifest:
     """Import the Qwen3-ASR release ``src`` into the bundle ``out`` (see the module docstring)."""
     from nim4asr_edge.families.qwen3_asr import FAMILY, LANGUAGES, Qwen3AsrLogMel
@@ -336,9 +374,11 @@ def import_bundle(src: Path, out: Path, options: ImportOptions, progress: Progre
         w.say(f"reading the Qwen3-ASR release {src} ({release.size}, {len(release.tensors)} tensors)")
         tokenizer = release_tokenizer_json(src, w.work)  # checked before the long steps
         encoder, cfg = build_encoder(release)
+        stream = stream_window_tokens(cfg, options.stream_window_s) if options.stream_window_s else None
         checks: dict[str, Any] = {}
-        enc_files = w.encoder_graphs("encoder", lambda p: export_encoder(encoder, p), enc_precisions,
-                                     check=_encoder_check(encoder, cfg) if options.check else None, checks=checks)
+        enc_files = w.encoder_graphs("encoder", lambda p: export_encoder(encoder, p, stream is not None),
+                                     enc_precisions, checks=checks,
+                                     check=_encoder_check(encoder, cfg, stream) if options.check else None)
         encoder = None  # free the fp32 weights before the LLM is read
         state, llm_cfg = llm_state(release)
         llm_files, reports = w.llm_gguf(state, llm_cfg, tokenizer, llm_types, threads=options.threads,
@@ -352,7 +392,7 @@ def import_bundle(src: Path, out: Path, options: ImportOptions, progress: Progre
             frontend=Qwen3AsrLogMel(num_mel_bins=cfg.num_mel_bins).to_manifest(),
             encoder={"files": enc_files, "default": "int8" if "int8" in enc_files else "fp32",
                      "frame_rate_hz": token_rate_hz(cfg), "token_rate_hz": token_rate_hz(cfg),
-                     "llm_hidden": cfg.output_dim, "streaming": None,
+                     "llm_hidden": cfg.output_dim, "streaming": None, "stream_window_tokens": stream,
                      "window_tokens": cfg.window_tokens, "chunk_frames": cfg.chunk_frames},
             phonemes={"inventory": list(ENGLISH_INVENTORY), "blank": 0, "word_boundary": "|",
                       "g2p": "espeak-ng:en-us"},

@@ -165,9 +165,13 @@ class Qwen3AsrAudioEncoder(nn.Module):
         self.register_buffer("chunk_pe", sinusoids(cfg.max_source_positions, cfg.d_model)[: cfg.chunk_tokens],
                              persistent=False)
 
-    def forward(self, features: torch.Tensor, feature_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, features: torch.Tensor, feature_lengths: torch.Tensor,
+                attention_window: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``attention_window``: any tensor whose length is the attention window in tokens (default: the config's
+        ``window_tokens``); a length rather than a value, so the exported graph's window follows it."""
         cfg = self.cfg
-        chunk, per_chunk, window = cfg.chunk_frames, cfg.chunk_tokens, cfg.window_tokens
+        chunk, per_chunk = cfg.chunk_frames, cfg.chunk_tokens
+        window = cfg.window_tokens if attention_window is None else attention_window.shape[0]
         b, t, m = features.shape
         lengths = feature_lengths.to(torch.int64)
 

@@ -18,6 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "--from-hub)")
     p.add_argument("--from-hub", metavar="REPO_ID", help="download the model from the Hugging Face hub first "
                                                         "(needs [hub] and a network)")
+    p.add_argument("--stream-window", type=int, default=2, metavar="SECONDS",
+                   help="qwen3-asr: also export the encoder with attention windows of SECONDS (1-7) for streaming "
+                        "partials; 0: none (default 2)")
     add_bundle_arguments(p, default_quant="int8,q4_k_m")
     p.set_defaults(func=run)
 
@@ -38,6 +41,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         src = args.paths[0]
     options = ImportOptions(quant=args.quant, name=args.name, threads=args.threads, check=not args.no_check,
-                            overwrite=args.overwrite)
+                            overwrite=args.overwrite, stream_window_s=args.stream_window)
     import_model(args.family, src, args.paths[-1], options, progress=lambda m: print(m, file=sys.stderr, flush=True))
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
+import numpy as np
+
 from ..evidence import EvidenceSource
 from ..frontend import Frontend, make_frontend
 from ..prompt import PromptFormat
@@ -12,9 +14,9 @@ from ..prompt import PromptFormat
 if TYPE_CHECKING:
     from ..manifest import Manifest
 
-__all__ = ["ModelFamily", "Transcript"]
+__all__ = ["EncoderBlocks", "ModelFamily", "Transcript"]
 
-STREAMING_MODES = ("cache", "windowed")
+STREAMING_MODES = ("cache", "blocks", "windowed")
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,38 @@ class Transcript:
 
     text: str
     language: str | None = None  # the language the model names in its answer, or the forced one
+
+
+@dataclass(frozen=True)
+class EncoderBlocks:
+    """An encoder that attends within fixed blocks of feature frames (``"blocks"`` streaming): the embeddings of a
+    finished block depend on nothing after it, so a stream commits them to the LLM's cache once and re-encodes only
+    the open block for each partial. The embeddings equal those of encoding the whole utterance at once."""
+
+    frames: int  # feature frames per block
+    tokens: int  # audio embeddings of a finished block
+    # An open block shorter than this is encoded behind the finished block before it: the graph treats an input
+    # shorter than one convolution chunk differently from the short last chunk of a longer input.
+    min_frames: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_frames <= self.frames or self.tokens <= 0:
+            raise ValueError("EncoderBlocks needs 0 < min_frames <= frames and tokens > 0")
+
+    def split(self, encode: Callable[[np.ndarray], np.ndarray], features: np.ndarray,
+              committed: int) -> tuple[np.ndarray, np.ndarray]:
+        """(embeddings of the blocks finished after the first ``committed``, embeddings of the open block) for an
+        utterance's ``features`` [T, n_mels]; ``encode`` maps features to embeddings [N, d] (one graph run)."""
+        start = committed * self.frames
+        if len(features) < start:
+            raise ValueError(f"{committed} blocks committed but the features hold {len(features)} frames")
+        lead = 1 if committed and len(features) - start < self.min_frames else 0
+        if len(features) == start:
+            embeds = np.zeros((0, 0), np.float32)
+        else:
+            embeds = encode(features[start - lead * self.frames :])[lead * self.tokens :]
+        done = (len(features) - start) // self.frames * self.tokens
+        return embeds[:done], embeds[done:]
 
 
 class ModelFamily:
@@ -62,5 +96,11 @@ class ModelFamily:
 
     def streaming_mode(self, manifest: "Manifest") -> str:
         """``"cache"``: a cache-carrying encoder graph feeds the LLM chunk by chunk (when the bundle has one);
-        ``"windowed"``: every partial re-encodes a bounded window of the utterance."""
+        ``"blocks"``: the encoder attends within fixed blocks (:meth:`encoder_blocks`), finished blocks stay cached
+        and each partial re-encodes the open one; ``"windowed"``: every partial re-encodes a bounded window of the
+        utterance."""
         return "cache" if manifest.encoder.get("streaming") else "windowed"
+
+    def encoder_blocks(self, manifest: "Manifest") -> EncoderBlocks | None:
+        """The encoder's attention blocks for ``"blocks"`` streaming (None: the encoder attends over everything)."""
+        return None
