@@ -95,6 +95,9 @@ class SegmentEngine:
             phonemes = "phoneme_logprobs" in self.family.encoder_outputs(manifest)
             self.encoder = EncoderSession(bundle.encoder_path(options.encoder_precision), options.encoder_options(),
                                           phonemes=phonemes)
+            if self.blocks is not None and self.blocks.window_input and not self.encoder.takes_window:
+                raise BundleError(f"bundle mismatch: the manifest streams with {self.blocks.tokens}-token attention "
+                                  "windows but the encoder graph takes no attention_window; re-import the bundle")
             self.llm = LLMSession(bundle.llm_path(options.llm_quant), options.llm_options(self._needed_ctx()))
             if self.llm.n_embd != self.encoder.llm_hidden:
                 raise BundleError(
@@ -212,8 +215,7 @@ class SegmentEngine:
             feats = self.frontend(samples)
         except AudioError:
             return None
-        # the blocks' window, fed where the graph takes one (a short streaming window), else the graph's own
-        window = self.blocks.tokens if self.encoder.takes_window else None
+        window = self.blocks.tokens if self.blocks.window_input else None  # else the graph's own window
         return self.blocks.split(lambda f: self.encoder.run(f, window=window).audio_embeds,
                                  feats.values[: feats.n_valid], committed)
 

@@ -5,6 +5,7 @@ with first-pass hotwords and streaming. Parity with the official package: tests/
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import shutil
@@ -359,6 +360,29 @@ def test_encoder_blocks_give_the_embeddings_of_the_whole_utterance(qwen3_asr_bun
             lead = committed and 0 < frames - committed * blocks.frames < 100
             assert runs == ([] if frames == committed * blocks.frames else
                             [frames - (committed - lead) * blocks.frames])
+
+
+def test_a_stream_window_the_graph_cannot_take_is_a_bundle_error(qwen3_asr_bundle, tmp_path):
+    """A manifest asking for 2-s windows over a graph without the attention_window input (a graph from before it)."""
+    import onnx
+
+    from nim4asr_edge.errors import BundleError
+
+    pytest.importorskip("espeakng_loader", reason="Qwen3-ASR's evidence is the G2P of its first pass (g2p extra)")
+    out = tmp_path / "bundle"
+    shutil.copytree(qwen3_asr_bundle, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    graph = onnx.load(str(out / "encoder.onnx"))
+    keep = [i for i in graph.graph.input if i.name != "attention_window"]
+    del graph.graph.input[:]
+    graph.graph.input.extend(keep)  # the initializer stays: a constant window, not an input
+    onnx.save(graph, str(out / "encoder.onnx"))
+    manifest["files"]["encoder.onnx"]["sha256"] = hashlib.sha256((out / "encoder.onnx").read_bytes()).hexdigest()
+    manifest["files"]["encoder.onnx"]["size"] = (out / "encoder.onnx").stat().st_size
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="streams with 26-token attention windows but the encoder graph takes no "
+                                          "attention_window"):
+        Recognizer(out, FP32)
 
 
 def test_blocks_streaming_gives_the_partials_of_re_encoding_everything(offline_graph_bundle, jfk):

@@ -31,13 +31,16 @@ class Transcript:
 class EncoderBlocks:
     """An encoder that attends within fixed blocks of feature frames (``"blocks"`` streaming): the embeddings of a
     finished block depend on nothing after it, so a stream commits them to the LLM's cache once and re-encodes only
-    the open block for each partial. The embeddings equal those of encoding the whole utterance at once."""
+    the open block for each partial. The embeddings equal those of encoding the whole utterance at once (with the
+    same window). For encoders without a phoneme head: a stream's evidence then comes from its transcripts."""
 
     frames: int  # feature frames per block
     tokens: int  # audio embeddings of a finished block
     # An open block shorter than this is encoded behind the finished block before it: the graph treats an input
     # shorter than one convolution chunk differently from the short last chunk of a longer input.
     min_frames: int = 1
+    # the blocks are a window the graph takes through its ``attention_window`` input (shorter than its own)
+    window_input: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < self.min_frames <= self.frames or self.tokens <= 0:

@@ -234,9 +234,11 @@ class Qwen3AsrFamily(ModelFamily):
     def encoder_blocks(self, manifest: Manifest) -> EncoderBlocks:
         # the short streaming window where the graph takes one (imported with a stream window), else the offline 8 s
         enc = manifest.encoder
-        window = int(enc.get("stream_window_tokens") or enc.get("window_tokens", TOKENS_PER_CHUNK * 8))
+        stream = enc.get("stream_window_tokens")
+        window = int(stream or enc.get("window_tokens", TOKENS_PER_CHUNK * 8))
         chunk = int(enc.get("chunk_frames", CHUNK_FRAMES))
         if chunk != CHUNK_FRAMES or window % TOKENS_PER_CHUNK:
             raise BundleError(f"Qwen3-ASR encoder windows of {window} tokens over {chunk}-frame chunks: this runtime "
                               f"knows {CHUNK_FRAMES}-frame chunks of {TOKENS_PER_CHUNK} tokens")
-        return EncoderBlocks(frames=window // TOKENS_PER_CHUNK * chunk, tokens=window, min_frames=chunk)
+        return EncoderBlocks(frames=window // TOKENS_PER_CHUNK * chunk, tokens=window, min_frames=chunk,
+                             window_input=bool(stream))
