@@ -21,6 +21,7 @@ from .decoding import Hypothesis, PromptedDecoder
 from .encoder import EncoderOutput, EncoderSession
 from .errors import AudioError, BundleError, MissingDependencyError, OptionsError
 from .evidence import Evidence, match_error, phonemize_text
+from .frontend import Features
 from .families import Transcript
 from .guard import EvidenceGuard, GuardOptions
 from .llm import LLMSession
@@ -196,24 +197,25 @@ class SegmentEngine:
             raise
 
     # -- pipeline stages -------------------------------------------------------------------------------------------
-    def encode(self, samples: np.ndarray) -> EncoderOutput | None:
-        """The offline encoder over ``samples``; None when they are too short to give a feature frame."""
+    def _features(self, samples: np.ndarray) -> Features | None:
+        """The frontend's features of ``samples``; None when they are too short to give a feature frame."""
         if len(samples) < self.frontend.min_samples():
             return None
         try:
-            feats = self.frontend(samples)
+            return self.frontend(samples)
         except AudioError:
             return None
-        return self.encoder.run(feats)
+
+    def encode(self, samples: np.ndarray) -> EncoderOutput | None:
+        """The offline encoder over ``samples``; None when they are too short to give a feature frame."""
+        feats = self._features(samples)
+        return None if feats is None else self.encoder.run(feats)
 
     def encode_blocks(self, samples: np.ndarray, committed: int) -> tuple[np.ndarray, np.ndarray] | None:
         """``"blocks"`` streaming: (embeddings of the blocks of ``samples`` finished after the first ``committed``,
         embeddings of the open block); None when the samples are too short to give a feature frame."""
-        if len(samples) < self.frontend.min_samples():
-            return None
-        try:
-            feats = self.frontend(samples)
-        except AudioError:
+        feats = self._features(samples)
+        if feats is None:
             return None
         window = self.blocks.tokens if self.blocks.window_input else None  # else the graph's own window
         return self.blocks.split(lambda f: self.encoder.run(f, window=window).audio_embeds,
