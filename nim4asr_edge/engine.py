@@ -21,8 +21,8 @@ from .decoding import Hypothesis, PromptedDecoder
 from .encoder import EncoderOutput, EncoderSession
 from .errors import AudioError, BundleError, MissingDependencyError, OptionsError
 from .evidence import Evidence, match_error, phonemize_text
-from .frontend import Features
 from .families import Transcript
+from .frontend import Features
 from .guard import EvidenceGuard, GuardOptions
 from .llm import LLMSession
 from .options import AUTO_HINT_CHECK, RecognizerOptions

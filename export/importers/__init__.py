@@ -33,8 +33,8 @@ class ImportOptions:
     threads: int = 2  # llama.cpp quantisation threads
     check: bool = True  # compare the ONNX encoder with the PyTorch reference on a random input, record the figures
     overwrite: bool = False  # replace an existing output directory
-    # qwen3-asr: also export the encoder with attention windows of this many seconds (whole seconds, below the
-    # offline 8 s) for streaming partials; 0: none (partials then re-encode the open 8-s window)
+    # qwen3-asr: the attention window, in whole seconds below the offline 8 s, that streaming partials run the encoder
+    # graph with (through its attention_window input); 0: none (partials re-encode the open 8-s window)
     stream_window_s: int = 2
 
     def __post_init__(self) -> None:

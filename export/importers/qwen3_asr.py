@@ -7,11 +7,11 @@ The release (docs/qwen3-asr.md): ``config.json`` (``model_type`` ``qwen3_asr``, 
 
 * the audio encoder (``thinker.audio_tower.*``) -> ``encoder.onnx`` (fp32) and ``encoder.int8.onnx``, through our
   PyTorch re-implementation (``nim4asr_export.model.qwen3_asr_audio``: chunked convolutions, windowed attention as
-  the official inference runs it), checked against PyTorch on a random input;
-  The graph's overridable ``attention_window`` input (its length is the window in tokens; default the offline 8 s)
+  the official inference runs it), checked against PyTorch on a random input, with the offline 8-s windows and with
+  the streaming window: the graph's overridable ``attention_window`` input (its length is the window in tokens)
   lets streams run the same weights with ``ImportOptions.stream_window_s`` windows (2 s by default; manifest
-  ``encoder.stream_window_tokens``): a stream commits each finished window's embeddings to the LLM's cache and
-  re-encodes only the open window for a partial;
+  ``encoder.stream_window_tokens``), committing each finished window's embeddings to the LLM's cache and
+  re-encoding only the open window for a partial;
 * the LLM (``thinker.model.*``, ``thinker.lm_head.weight``; the interleaved MRoPE of an audio+text prompt has three
   equal position rows, i.e. plain RoPE) -> a ``qwen3`` GGUF (f32 or f16, then llama.cpp quantisations) with the
   Qwen tokenizer; ``<asr_text>`` is written as a user-defined token so it stays in the decoded answer;

@@ -19,8 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--from-hub", metavar="REPO_ID", help="download the model from the Hugging Face hub first "
                                                         "(needs [hub] and a network)")
     p.add_argument("--stream-window", type=int, default=2, metavar="SECONDS",
-                   help="qwen3-asr: also export the encoder with attention windows of SECONDS (1-7) for streaming "
-                        "partials; 0: none (default 2)")
+                   help="qwen3-asr: the encoder's attention window for streaming partials, SECONDS from 1 to 7; 0: "
+                        "the offline 8 s (default 2)")
     add_bundle_arguments(p, default_quant="int8,q4_k_m")
     p.set_defaults(func=run)
 
