@@ -442,6 +442,15 @@ def test_cli_import_refuses_to_overwrite(qwen3_asr_bundle, qwen3_asr_release, ca
     assert "already exists" in capsys.readouterr().err
 
 
+def test_cli_info_names_the_streaming_blocks(qwen3_asr_bundle, offline_graph_bundle, capsys):
+    from nim4asr_edge.cli import main
+
+    for bundle, seconds in ((qwen3_asr_bundle, 2), (offline_graph_bundle, 8)):
+        assert main(["info", str(bundle), "--no-verify"]) == 0
+        assert f"streaming {seconds}-s encoder blocks: finished ones cached, the open one re-encoded" in \
+            capsys.readouterr().out
+
+
 def test_the_tokenizer_from_either_layout_of_the_release(qwen3_asr_release, qwen3_asr_tokenizer, tmp_path):
     """vocab.json + merges.txt + tokenizer_config.json, or a shipped tokenizer.json: the same GGUF tokenizer, with
     <asr_text> non-special (kept in decoded text) whatever the release says."""

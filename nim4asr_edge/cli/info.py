@@ -35,7 +35,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"{section:9s}{mark}{key:8s} {name}  {m.files[name].size / 1e6:.1f} MB")
     print(f"phonemes  {len(m.phonemes['inventory'])} symbols, g2p {m.phonemes.get('g2p', '-')}")
     mode = bundle.family.streaming_mode(m)
-    print("streaming " + {"cache": "cache-carrying encoder graph", "blocks": "finished encoder blocks cached, the open one "
-                          "re-encoded"}.get(mode, "windowed re-encoding"))
+    if mode == "blocks":
+        blocks = bundle.family.encoder_blocks(m)
+        seconds = blocks.frames * m.frontend.get("hop_length", 160) / m.frontend["sample_rate"]
+        print(f"streaming {seconds:g}-s encoder blocks: finished ones cached, the open one re-encoded")
+    else:
+        print(f"streaming {'cache-carrying encoder graph' if mode == 'cache' else 'windowed re-encoding'}")
     print("verified  " + ("sizes" if args.no_verify else "sha256 of every file"))
     return 0
