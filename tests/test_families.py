@@ -167,6 +167,37 @@ def test_hints_before_the_speech_decode_as_a_fresh_prompt(rec, jfk):
         decoder.llm.close()
 
 
+def test_a_tentative_tail_of_the_speech_decodes_as_a_fresh_prompt(rec, jfk):
+    """Streaming by encoder blocks: committed speech, a tail the next partial replaces, hints before the speech that
+    change between partials; every decode equals one fresh generate() over the whole prompt."""
+    engine = rec.engine
+    embeds = engine.encode(jfk[: 3 * 16000]).audio_embeds
+    a, b, c, d = embeds[:10], embeds[10:16], embeds[10:20], embeds[20:]
+    decoder = engine.new_decoder()
+    llm = decoder.llm
+
+    def fresh(hints, speech):
+        parts = TaggedPrompt().render(hints)
+        return tuple(llm.generate(llm.tokenize(parts.before), speech, llm.tokenize(parts.after), max_new_tokens=8,
+                                  stop_ids=decoder.stop_ids).tokens)
+
+    try:
+        decoder.append_speech(a)
+        decoder.set_tail(b)
+        assert decoder.n_speech == 16
+        got = decoder.decode(["Ada Lovelace"], 8).tokens  # the hints re-evaluate the committed speech and the tail
+        assert got == fresh(["Ada Lovelace"], np.concatenate([a, b]))
+        decoder.set_tail(c)  # replaces b
+        assert decoder.n_speech == 20
+        assert decoder.decode([], 8).tokens == fresh([], np.concatenate([a, c]))
+        decoder.append_speech(np.concatenate([c, d]))  # commits, dropping the tail
+        decoder.set_tail(embeds[:0])
+        assert decoder.n_speech == len(embeds)
+        assert decoder.decode([], 8).tokens == fresh([], embeds)
+    finally:
+        llm.close()
+
+
 def test_forced_language_and_the_answer_parser(tagged_bundle, jfk):
     assert FAMILY.parse_output("language German<asr_text> Hallo Welt ") == Transcript("Hallo Welt", "German")
     assert FAMILY.parse_output("no tag here") == Transcript("no tag here", None)
