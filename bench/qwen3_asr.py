@@ -14,9 +14,10 @@ Every measurement runs in a fresh child process (``os.wait4`` gives its peak RSS
   interleaved; decoding is forced to ``--tokens-per-second`` tokens per second of audio (stop tokens disabled: a
   random model does not stop by itself);
 * ``stream``: jfk.wav fed in 100-ms blocks at real speed through ``Recognizer.create_stream`` as one 11-s
-  utterance, at the default 640-ms partial cadence and the reference's 2 s, with finished 8-s encoder windows kept in
-  the KV cache (``blocks``, the default) and with every partial re-encoding the whole utterance (``whole``):
-  partial latency p50/p95.
+  utterance, at the default 640-ms partial cadence and the reference's 2 s, with finished encoder windows kept in the
+  KV cache and the open one re-encoded (``blocks``, the default; the bundle's stream window, 2 s unless imported with
+  another ``--stream-window``) and with every partial re-encoding the whole utterance (``whole``): partial latency
+  p50/p95, and each partial's (audio so far, latency).
 """
 
 from __future__ import annotations
@@ -154,7 +155,7 @@ def w_stream(a: dict) -> dict:
     audio = _speech(11.0)
     out = {}
     for (mode, chunk_ms) in (("blocks", 640), ("whole", 640), ("blocks", 2000), ("whole", 2000)):
-        # blocks: finished 8-s encoder windows stay in the KV cache; whole: every partial re-encodes everything
+        # blocks: finished encoder windows stay in the KV cache; whole: every partial re-encodes everything
         stream = rec.create_stream(StreamOptions(chunk_ms=chunk_ms, use_streaming_graph=mode == "blocks",
                                                  vad=VadOptions(min_silence_ms=3000)))
         block = 1600
