@@ -317,7 +317,7 @@ def test_first_pass_hotwords_bring_a_second_pass_with_the_hit_as_context(qwen3_a
 
 
 @pytest.fixture(scope="module")
-def offline_graph_bundle(qwen3_asr_bundle, tmp_path_factory) -> Path:
+def no_stream_window_bundle(qwen3_asr_bundle, tmp_path_factory) -> Path:
     """The bundle without a stream window (as imported with ``stream_window_s=0``): streams use the 8-s blocks."""
     out = tmp_path_factory.mktemp("qwen3-no-stream") / "bundle"
     shutil.copytree(qwen3_asr_bundle, out)
@@ -332,12 +332,12 @@ FP32 = dataclasses.replace(OPTS, encoder_precision="fp32")  # int8's activation 
 
 @pytest.mark.parametrize("graph", ["offline", "stream"])
 @pytest.mark.parametrize("frames", [40, 99, 100, 199, 200, 250, 299, 300, 433, 799, 800, 801, 850, 899, 900, 1099])
-def test_encoder_blocks_give_the_embeddings_of_the_whole_utterance(qwen3_asr_bundle, offline_graph_bundle, jfk, graph,
+def test_encoder_blocks_give_the_embeddings_of_the_whole_utterance(qwen3_asr_bundle, no_stream_window_bundle, jfk, graph,
                                                                    frames):
     """Attention within windows: a finished block's embeddings are final, and the open block encoded alone (behind
     the block before it while it is shorter than one convolution chunk) equals its part of the whole encoding."""
     pytest.importorskip("espeakng_loader", reason="Qwen3-ASR's evidence is the G2P of its first pass (g2p extra)")
-    with Recognizer(offline_graph_bundle if graph == "offline" else qwen3_asr_bundle, FP32) as rec:
+    with Recognizer(no_stream_window_bundle if graph == "offline" else qwen3_asr_bundle, FP32) as rec:
         engine = rec.engine
         blocks, encoder = engine.blocks, engine.encoder
         assert (blocks.frames, blocks.tokens) == ((800, 104) if graph == "offline" else (200, 26))
@@ -385,14 +385,14 @@ def test_a_stream_window_the_graph_cannot_take_is_a_bundle_error(qwen3_asr_bundl
         Recognizer(out, FP32)
 
 
-def test_blocks_streaming_gives_the_partials_of_re_encoding_everything(offline_graph_bundle, jfk):
+def test_blocks_streaming_gives_the_partials_of_re_encoding_everything(no_stream_window_bundle, jfk):
     """One 11-s utterance, a partial every 640 ms: with the first 8-s block committed to the KV cache and only the
     open block re-encoded, the partials are those of re-encoding the whole utterance each time."""
     from nim4asr_edge.vad import VadOptions
 
     pytest.importorskip("espeakng_loader", reason="Qwen3-ASR's evidence is the G2P of its first pass (g2p extra)")
     vad = VadOptions(min_silence_ms=3000)
-    with Recognizer(offline_graph_bundle, FP32) as rec:
+    with Recognizer(no_stream_window_bundle, FP32) as rec:
         blocks = run_stream(rec, jfk, StreamOptions(vad=vad, skip_late_partials=False))
         whole = run_stream(rec, jfk, StreamOptions(vad=vad, skip_late_partials=False, use_streaming_graph=False))
         assert [e.kind for e in blocks].count("final") == 1
@@ -403,7 +403,7 @@ def test_blocks_streaming_gives_the_partials_of_re_encoding_everything(offline_g
     assert (final.text, final.tokens) == (offline.text, offline.tokens)
 
 
-def test_streaming_partials_from_the_short_window_graph_and_a_final_equal_to_offline(rec, jfk):
+def test_streaming_partials_in_2_s_windows_and_a_final_equal_to_offline(rec, jfk):
     """Partials come from 2-s attention windows (blocks committed as they finish); the final is the offline decode,
     with the graph's own 8-s windows."""
     from nim4asr_edge.vad import VadOptions
@@ -442,10 +442,10 @@ def test_cli_import_refuses_to_overwrite(qwen3_asr_bundle, qwen3_asr_release, ca
     assert "already exists" in capsys.readouterr().err
 
 
-def test_cli_info_names_the_streaming_blocks(qwen3_asr_bundle, offline_graph_bundle, capsys):
+def test_cli_info_names_the_streaming_blocks(qwen3_asr_bundle, no_stream_window_bundle, capsys):
     from nim4asr_edge.cli import main
 
-    for bundle, seconds in ((qwen3_asr_bundle, 2), (offline_graph_bundle, 8)):
+    for bundle, seconds in ((qwen3_asr_bundle, 2), (no_stream_window_bundle, 8)):
         assert main(["info", str(bundle), "--no-verify"]) == 0
         assert f"streaming {seconds}-s encoder blocks: finished ones cached, the open one re-encoded" in \
             capsys.readouterr().out
