@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..durable import fsync_dir
 from ..errors import BatchError
 from .inputs import expand_inputs
 from .ledger import Ledger
 from .outputs import (
     JobFiles,
     JobLock,
-    fsync_dir,
     sync_jsonl,
     write_atomic,
     write_error_report,

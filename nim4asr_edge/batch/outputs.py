@@ -8,10 +8,11 @@ import os
 import shutil
 from pathlib import Path
 
+from ..durable import fsync_dir
 from ..errors import BatchError
 from .ledger import Ledger
 
-__all__ = ["JobFiles", "JobLock", "fsync_dir", "sync_jsonl", "write_atomic", "write_error_report"]
+__all__ = ["JobFiles", "JobLock", "sync_jsonl", "write_atomic", "write_error_report"]
 
 
 class JobFiles:
@@ -34,15 +35,6 @@ class JobFiles:
         self.state.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.tmp.mkdir()
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a directory's entries (a rename into it) durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_atomic(path: Path, data: str | bytes, tmp_dir: Path, sync_dir: bool = True) -> None:

@@ -14,7 +14,6 @@ raises HotwordError saying to rebuild (``on_stale="error"``).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import threading
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import hnswlib
 
+from ..durable import fsync_dir, fsync_file
 from ..errors import HotwordError
 from .embed import EmbeddingSpec
 from .entries import EntryTable
@@ -32,7 +32,7 @@ from .matcher import ExactMatcher
 from .options import IndexOptions
 from .store import STORE_FILE, HotwordStore
 
-__all__ = ["SIDECAR", "StaleIndex", "derived_names", "fsync_dir", "fsync_file", "load_derived", "read_sidecar",
+__all__ = ["SIDECAR", "StaleIndex", "derived_names", "load_derived", "read_sidecar",
            "save_derived", "sha256"]
 
 SIDECAR = "index.json"
@@ -43,19 +43,6 @@ _DERIVED_PREFIXES = ("index.g", "matcher.g", "entries.g")
 
 class StaleIndex(Exception):
     """The derived files do not match the store (reason in the message)."""
-
-
-def fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):  # not every platform/filesystem can fsync a directory
-        fsync_file(path)
 
 
 def sha256(path: Path) -> str:
