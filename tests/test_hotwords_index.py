@@ -631,3 +631,14 @@ def test_lookup_cache_reuses_windows_of_a_growing_hypothesis(tmp_path, g2p, fill
         idx.add(["Zyxwell Quorn"])
         idx.search(hyp, options=dataclasses.replace(idx.search_options, ef=20), cache=cache)
         assert cache.reused == r
+
+
+def test_open_hotwords_takes_what_a_hotwords_argument_names(tmp_path):
+    from nim4asr_edge.hotwords import open_hotwords
+
+    names = tmp_path / "names.txt"
+    names.write_text("Ada Lovelace\n", encoding="utf-8")
+    assert open_hotwords(None) is None and open_hotwords("") is None
+    assert open_hotwords(str(names)) == names  # a list file: the recognizer builds its index
+    with pytest.raises(HotwordError, match=r"hotwords .*missing: neither an index directory nor a list file"):
+        open_hotwords(tmp_path / "missing")

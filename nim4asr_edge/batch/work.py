@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ..errors import Nim4AsrError
@@ -30,17 +29,6 @@ class WorkerSpec:
     withheld: Withheld = field(default_factory=Withheld)
 
 
-def _open_hotwords(spec: str | None):
-    if not spec:
-        return None
-    path = Path(spec)
-    if path.is_dir():
-        from ..hotwords import HotwordIndex
-
-        return HotwordIndex.open(path)
-    return path
-
-
 class FileWorker:
     """One loaded recognizer; :meth:`run` transcribes one file into a payload for the driver."""
 
@@ -48,7 +36,9 @@ class FileWorker:
         from ..recognizer import Recognizer
 
         self.spec = spec
-        self.recognizer = Recognizer(spec.bundle, spec.options, _open_hotwords(spec.hotwords))
+        from ..hotwords import open_hotwords
+
+        self.recognizer = Recognizer(spec.bundle, spec.options, open_hotwords(spec.hotwords))
 
     def describe(self) -> dict[str, Any]:
         """Where this worker runs (host and pid) and with how many threads."""

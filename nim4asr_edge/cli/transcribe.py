@@ -47,21 +47,8 @@ def withheld_style(args: argparse.Namespace) -> Withheld:
     return Withheld(show_text=args.show_withheld, placeholder=args.withheld_placeholder)
 
 
-def _hotwords(spec: str | None):
-    if not spec:
-        return None
-    from ..errors import HotwordError
-    from ..hotwords import HotwordIndex
-
-    path = Path(spec)
-    if path.is_dir():
-        return HotwordIndex.open(path)
-    if path.is_file():  # parsed like `hotwords build` lists: optional weights, comments, skipped lines reported
-        return path
-    raise HotwordError(f"--hotwords {spec}: neither an index directory nor a list file")
-
-
 def run(args: argparse.Namespace) -> int:
+    from ..hotwords import open_hotwords
     from ..options import RecognizerOptions
     from ..recognizer import Recognizer
 
@@ -73,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
     any_text = False
-    with Recognizer(args.model, options, hotwords=_hotwords(args.hotwords)) as rec:
+    with Recognizer(args.model, options, hotwords=open_hotwords(args.hotwords)) as rec:
         for file in args.files:
             result = rec.transcribe(file, hints=args.hint, progress=_progress_bar(file, args.no_progress))
             any_text = any_text or bool(result.text)

@@ -8,7 +8,7 @@ from .accumulate import HotwordAccumulator, LookupCache
 from .costs import PhonemeCosts, costs_from_confusions, default_costs
 from .g2p import ENGLISH_INVENTORY, G2P, EspeakG2P, Pronunciation, get_g2p
 from .hits import HotwordHit, RemoveReport, format_hints
-from .index import HotwordIndex
+from .index import HotwordIndex, open_hotwords
 from .options import IndexOptions, SearchOptions, cost_free_for
 from .store import HotwordEntry, ImportReport, Skipped
 
@@ -33,4 +33,5 @@ __all__ = [
     "default_costs",
     "format_hints",
     "get_g2p",
+    "open_hotwords",
 ]

@@ -318,3 +318,16 @@ def _check_inventory(inventory: Sequence[str]) -> None:
         raise HotwordError("the phoneme inventory has duplicate symbols")
     if len(inv) > 250:
         raise HotwordError(f"the phoneme inventory has {len(inv)} symbols; at most 250 are supported")
+
+
+def open_hotwords(spec: str | Path | None) -> HotwordIndex | Path | None:
+    """What a ``--hotwords`` argument names, as ``Recognizer(hotwords=...)`` takes it: an index directory opened, a
+    list file's path (parsed like ``hotwords build`` lists), or None for none; ``HotwordError`` for anything else."""
+    if not spec:
+        return None
+    path = Path(spec)
+    if path.is_dir():
+        return HotwordIndex.open(path)
+    if path.is_file():
+        return path
+    raise HotwordError(f"hotwords {spec}: neither an index directory nor a list file")
