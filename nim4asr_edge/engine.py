@@ -211,15 +211,17 @@ class SegmentEngine:
         feats = self._features(samples)
         return None if feats is None else self.encoder.run(feats)
 
-    def encode_blocks(self, samples: np.ndarray, committed: int) -> tuple[np.ndarray, np.ndarray] | None:
+    def encode_blocks(self, samples: np.ndarray, committed: int,
+                      open_block: bool = True) -> tuple[np.ndarray, np.ndarray] | None:
         """``"blocks"`` streaming: (embeddings of the blocks of ``samples`` finished after the first ``committed``,
-        embeddings of the open block); None when the samples are too short to give a feature frame."""
+        embeddings of the open block, empty without ``open_block``); None when the samples are too short to give a
+        feature frame."""
         feats = self._features(samples)
         if feats is None:
             return None
         window = self.blocks.tokens if self.blocks.window_input else None  # else the graph's own window
         return self.blocks.split(lambda f: self.encoder.run(f, window=window).audio_embeds,
-                                 feats.values[: feats.n_valid], committed)
+                                 feats.values[: feats.n_valid], committed, open_block)
 
     def acoustic_evidence(self, logprobs: Sequence[np.ndarray | None]) -> Evidence | None:
         """Evidence of encoder posteriors (the chunks of one utterance); None for families whose evidence comes

@@ -237,6 +237,8 @@ class Stream:
             else:
                 self._history.append(frame)
         self._pending = buf[n_frames * FRAME :].copy()
+        if self._utt is not None and self._blocks_mode():
+            self._commit_blocks()
         if partial and self.options.skip_late_partials and self._utt is not None:
             self._maybe_partial(arrived)
 
@@ -272,7 +274,7 @@ class Stream:
         if not self.options.partials or n - self._last_partial_len < chunk:
             return
         self._last_partial_len = n
-        if self._engine.blocks is not None and self.options.use_streaming_graph:
+        if self._blocks_mode():
             self._blocks_partial(arrived)
             return
         audio = self._utt_audio()[-int(self.options.window_seconds * SAMPLE_RATE) :]
@@ -282,6 +284,20 @@ class Stream:
         self._decoder.set_speech(out.audio_embeds)
         self._utt_logprobs = [out.phoneme_logprobs]
         self._partial(len(audio), arrived)
+
+    def _blocks_mode(self) -> bool:
+        return self._engine.blocks is not None and self.options.use_streaming_graph and self.options.partials
+
+    def _commit_blocks(self) -> None:
+        """Encoder blocks: a block's embeddings go into the KV cache as soon as its audio is in, between partials,
+        so that a partial's latency holds only the open block."""
+        blocks, frontend = self._engine.blocks, self._engine.frontend
+        if len(self._utt) * FRAME < ((self._blocks_done + 1) * blocks.frames - 1) * frontend.frame_shift:
+            return  # not one more block of feature frames yet (the features themselves say exactly)
+        split = self._engine.encode_blocks(self._utt_audio(), self._blocks_done, open_block=False)
+        if split is not None and len(split[0]):
+            self._decoder.append_speech(split[0])
+            self._blocks_done += len(split[0]) // self._engine.blocks.tokens
 
     def _blocks_partial(self, arrived: float) -> None:
         """Encoder blocks: finished blocks' embeddings committed to the KV cache once, the open block re-encoded."""

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from ..encoder import MIN_FRAMES
 from ..evidence import EvidenceSource
 from ..frontend import Frontend, make_frontend
 from ..prompt import PromptFormat
@@ -30,15 +31,17 @@ class Transcript:
 @dataclass(frozen=True)
 class EncoderBlocks:
     """An encoder that attends within fixed blocks of feature frames (``"blocks"`` streaming): the embeddings of a
-    finished block depend on nothing after it, so a stream commits them to the LLM's cache once and re-encodes only
-    the open block for each partial. The embeddings equal those of encoding the whole utterance at once (with the
-    same window). For encoders without a phoneme head: a stream's evidence then comes from its transcripts."""
+    finished block depend on nothing after it, so a stream commits them to the LLM's cache once (as soon as the
+    block's audio is in) and re-encodes only the open block for each partial. Finished blocks' embeddings equal
+    those of encoding the whole utterance at once (with the same window). The open block is encoded from the first
+    uncommitted block on: alone once the blocks before it are committed, which for an encoder whose convolution chunks
+    treat a short input differently (Qwen3-ASR) is the encoding a short utterance gets, not exactly its part of the
+    whole (a tentative partial's tail; the final decodes the whole utterance). For encoders without a phoneme head:
+    a stream's evidence then comes from its transcripts."""
 
     frames: int  # feature frames per block
     tokens: int  # audio embeddings of a finished block
-    # An open block shorter than this is encoded behind the finished block before it: the graph treats an input
-    # shorter than one convolution chunk differently from the short last chunk of a longer input.
-    min_frames: int = 1
+    min_frames: int = MIN_FRAMES  # an open block shorter than this (the encoder's shortest input) waits for audio
     # the blocks are a window the graph takes through its ``attention_window`` input (shorter than its own)
     window_input: bool = False
 
@@ -47,18 +50,19 @@ class EncoderBlocks:
             raise ValueError("EncoderBlocks needs 0 < min_frames <= frames and tokens > 0")
 
     def split(self, encode: Callable[[np.ndarray], np.ndarray], features: np.ndarray,
-              committed: int) -> tuple[np.ndarray, np.ndarray]:
+              committed: int, open_block: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(embeddings of the blocks finished after the first ``committed``, embeddings of the open block) for an
-        utterance's ``features`` [T, n_mels]; ``encode`` maps features to embeddings [N, d] (one graph run)."""
+        utterance's ``features`` [T, n_mels]; ``encode`` maps features to embeddings [N, d] (one graph run).
+        ``open_block=False``, or an open block shorter than ``min_frames``: the finished blocks only."""
         start = committed * self.frames
         if len(features) < start:
             raise ValueError(f"{committed} blocks committed but the features hold {len(features)} frames")
-        lead = 1 if committed and len(features) - start < self.min_frames else 0
-        if len(features) == start:
-            embeds = np.zeros((0, 0), np.float32)
-        else:
-            embeds = encode(features[start - lead * self.frames :])[lead * self.tokens :]
-        done = (len(features) - start) // self.frames * self.tokens
+        end = start + (len(features) - start) // self.frames * self.frames
+        empty = np.zeros((0, 0), np.float32)
+        if not open_block or len(features) - end < self.min_frames:
+            return (encode(features[start:end]) if end > start else empty), empty
+        embeds = encode(features[start:])
+        done = (end - start) // self.frames * self.tokens
         return embeds[:done], embeds[done:]
 
 

@@ -240,5 +240,4 @@ class Qwen3AsrFamily(ModelFamily):
         if chunk != CHUNK_FRAMES or window % TOKENS_PER_CHUNK:
             raise BundleError(f"Qwen3-ASR encoder windows of {window} tokens over {chunk}-frame chunks: this runtime "
                               f"knows {CHUNK_FRAMES}-frame chunks of {TOKENS_PER_CHUNK} tokens")
-        return EncoderBlocks(frames=window // TOKENS_PER_CHUNK * chunk, tokens=window, min_frames=chunk,
-                             window_input=bool(stream))
+        return EncoderBlocks(frames=window // TOKENS_PER_CHUNK * chunk, tokens=window, window_input=bool(stream))
