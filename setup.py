@@ -34,6 +34,7 @@ setup(
         "soxr>=0.3",
         "hnswlib>=0.8",
         "tqdm>=4.60",
+        "gguf>=0.10",  # the LLM's token embedding rows (nim4asr_edge/token_table.py)
     ],
     extras_require={
         "export": [

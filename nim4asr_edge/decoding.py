@@ -41,6 +41,10 @@ class PromptedDecoder:
     :meth:`set_speech` / :meth:`append_speech` replace or extend the speech part; :meth:`set_tail` replaces a
     tentative last part of it (a stream's open encoder block: the next partial replaces it again); :meth:`decode`
     evaluates the text after the speech, generates greedily and removes that text and the hypothesis again.
+
+    Evaluation is lazy: what changed before the speech, the speech not yet cached and the text after it go to
+    llama.cpp together at :meth:`decode` (one batch where the model allows, see :meth:`LLMSession.eval_parts`);
+    :meth:`evaluate` does it earlier (a stream caches a finished block between partials).
     """
 
     def __init__(self, llm: LLMSession, prompt: PromptFormat, language: str | None = None) -> None:
@@ -52,33 +56,63 @@ class PromptedDecoder:
         self._before: list[int] = []
         self._speech: list[np.ndarray] = []  # committed parts, then the tentative tail (if any) last
         self._tail = 0  # embeddings of the tentative tail
-        self.n_speech = 0  # embeddings cached after the text before the speech, the tail included
+        self.n_speech = 0  # embeddings of the speech, the tail included
+        # what the KV cache holds: the first `_before_cached` tokens before the speech, then (only when all of them
+        # are cached) the first `_speech_cached` speech embeddings
+        self._before_cached = 0
+        self._speech_cached = 0
         llm.clear()
         self.prefix = self._tokens(prompt.render((), language).before)  # the plain prompt's tokens before speech
         self._sync_before(self.prefix)
+        self.evaluate()
 
     @property
     def n_prefix(self) -> int:
-        """Positions cached before the speech."""
+        """Positions before the speech."""
         return len(self._before)
 
     def _tokens(self, text: str) -> list[int]:
         return self.llm.tokenize(text) if text else []
 
+    def _cached(self) -> int:
+        return self._before_cached + self._speech_cached
+
     def _sync_before(self, tokens: list[int]) -> None:
-        """Make the cached text before the speech ``tokens``, keeping what they share with the cached one."""
-        common = _common_prefix(self._before, tokens)
-        if common == len(self._before) == len(tokens):
+        """Make the text before the speech ``tokens``, keeping the cached part they share with the cached one."""
+        if tokens == self._before:
             return
-        self.llm.truncate(common)
-        if len(tokens) > common:
-            self.llm.eval_tokens(tokens[common:])
+        common = min(_common_prefix(self._before, tokens), self._before_cached)
         self._before = list(tokens)
-        for part in self._speech:  # positions after the change: the speech goes in again
-            self.llm.eval_embeds(part)
+        self._before_cached = common
+        self._speech_cached = 0  # positions after the change: the speech goes in again
+        self.llm.truncate(common)
+
+    def _pending(self) -> list[np.ndarray | list[int]]:
+        """What the cache lacks of ``[before | speech]``, in order."""
+        parts: list[np.ndarray | list[int]] = [self._before[self._before_cached :]]
+        skip = self._speech_cached
+        for part in self._speech:
+            if skip >= len(part):
+                skip -= len(part)
+                continue
+            parts.append(part[skip:])
+            skip = 0
+        return parts
+
+    def _mark_cached(self) -> None:
+        self._before_cached = len(self._before)
+        self._speech_cached = self.n_speech
+
+    def evaluate(self) -> float:
+        """Put the text before the speech and the speech into the KV cache now; returns seconds spent."""
+        t = time.perf_counter()
+        self.llm.truncate(self._cached())
+        self.llm.eval_parts(self._pending())
+        self._mark_cached()
+        return time.perf_counter() - t
 
     def set_speech(self, embeds: np.ndarray) -> float:
-        """Replace the speech part with ``embeds``; returns seconds spent."""
+        """Replace the speech part with ``embeds`` (evaluated at the next decode); returns seconds spent."""
         t = time.perf_counter()
         self.reset()
         self.append_speech(embeds)
@@ -90,7 +124,6 @@ class PromptedDecoder:
         t = time.perf_counter()
         self._drop_tail()
         if len(embeds):
-            self.llm.eval_embeds(embeds)
             self._speech.append(embeds)
             self.n_speech += len(embeds)
         return time.perf_counter() - t
@@ -107,27 +140,29 @@ class PromptedDecoder:
             self._speech.pop()
             self.n_speech -= self._tail
             self._tail = 0
-        self.llm.truncate(len(self._before) + self.n_speech)
+        self._speech_cached = min(self._speech_cached, self.n_speech)
+        self.llm.truncate(min(self.llm.n_past, self._cached()))
 
     def reset(self) -> None:
-        """Forget the speech (keep the cached text before it) for the next utterance."""
-        self.llm.truncate(len(self._before))
+        """Forget the speech (keep the text before it) for the next utterance."""
         self._speech = []
         self._tail = 0
         self.n_speech = 0
+        self._speech_cached = 0
+        self.llm.truncate(min(self.llm.n_past, self._before_cached))
 
     def decode(self, hints: Sequence[str], max_new_tokens: int, forced: Sequence[int] = (),
                draft: Sequence[int] = ()) -> Hypothesis:
-        """Greedy transcript of the cached speech; ``forced`` tokens start the answer (streaming rollback) and
-        ``draft`` guesses the tokens after them (checked in one batch, see ``LLMSession.continue_greedy``)."""
+        """Greedy transcript of the speech; ``forced`` tokens start the answer (streaming rollback) and ``draft``
+        guesses the tokens after them (checked in one batch, see ``LLMSession.continue_greedy``)."""
         t0 = time.perf_counter()
         parts = self.prompt.render(hints, self.language)
-        self.llm.truncate(len(self._before) + self.n_speech)
+        self.llm.truncate(self._cached())
         self._sync_before(self._tokens(parts.before))
-        keep = len(self._before) + self.n_speech
-        after = self._tokens(parts.after)
         forced = list(forced)[: max(0, max_new_tokens - 1)]
-        self.llm.eval_tokens(after + forced, output_last=True)
+        self.llm.eval_parts([*self._pending(), self._tokens(parts.after) + forced], output_last=True)
+        self._mark_cached()
+        keep = self._cached()
         n_prompt = self.llm.n_past
         t1 = time.perf_counter()
         try:

@@ -20,6 +20,7 @@ import numpy as np
 from . import _llama
 from .errors import BundleError, DecodeError
 from .llm_options import LLMOptions, replace_options, verify_options
+from .token_table import TokenTable, open_token_table
 
 __all__ = ["Generation", "LLMOptions", "LLMSession", "replace_options"]
 
@@ -299,6 +300,38 @@ class LLMSession:
             self._emb_batch.set_embeds(chunk, self._n_past, output_last=last)
             self._ctx.decode(self._emb_batch)
             self._n_past += chunk.shape[0]
+
+    def eval_parts(self, parts: Sequence[np.ndarray | Sequence[int]], *, output_last: bool = False) -> None:
+        """Append embeddings (float32 [n, n_embd] arrays) and token ids (int sequences) in order: as one batch, the
+        token ids as their embedding rows, where the model's input embedding is a plain row lookup (see
+        :mod:`.token_table`; the logits are the same), else one batch per part."""
+        parts = [p for p in parts if len(p)]
+        table = self._token_table()
+        if table is None:
+            for i, part in enumerate(parts):
+                last = output_last and i == len(parts) - 1
+                if isinstance(part, np.ndarray) and part.ndim == 2:
+                    self.eval_embeds(part, output_last=last)
+                else:
+                    self.eval_tokens(part, output_last=last)
+            return
+        rows = []
+        for part in parts:
+            if isinstance(part, np.ndarray) and part.ndim == 2:
+                rows.append(self._check_embeds(part))
+            else:
+                ids = [int(t) for t in part]
+                self._check_ids(ids, "ids")
+                rows.append(table.rows(ids))
+        if rows:
+            self.eval_embeds(np.concatenate(rows), output_last=output_last)
+
+    def _token_table(self) -> TokenTable | None:
+        """The model's token table, opened once per loaded model (forks share it); None: ids go in as ids."""
+        if not hasattr(self._model, "token_table"):
+            self._model.token_table = open_token_table(self.path, self.metadata("general.architecture"),
+                                                       self._n_vocab, self._n_embd)
+        return self._model.token_table
 
     def last_logits(self) -> np.ndarray:
         """Logits (float32 [n_vocab]) of the last position decoded with output."""

@@ -297,6 +297,7 @@ class Stream:
         split = self._engine.encode_blocks(self._utt_audio(), self._blocks_done, open_block=False)
         if split is not None and len(split[0]):
             self._decoder.append_speech(split[0])
+            self._decoder.evaluate()
             self._blocks_done += len(split[0]) // self._engine.blocks.tokens
 
     def _blocks_partial(self, arrived: float) -> None:

@@ -92,6 +92,7 @@ def test_quantised_bundle_agreement(tiny_bundle, exact, jfk):
         )
         dec, llm = quant.engine.decoder, quant.engine.llm
         dec.set_speech(int8.audio_embeds)
+        dec.evaluate()
         llm.eval_tokens(llm.tokenize(quant.engine.prompt.render_suffix()), output_last=True)
         hits = 0
         for token in reference:
