@@ -20,7 +20,7 @@ import numpy as np
 from . import _llama
 from .errors import BundleError, DecodeError
 from .llm_options import LLMOptions, replace_options, verify_options
-from .token_table import TokenTable, open_token_table
+from .token_table import TokenTable, is_embeds, open_token_table
 
 __all__ = ["Generation", "LLMOptions", "LLMSession", "replace_options"]
 
@@ -306,31 +306,22 @@ class LLMSession:
         token ids as their embedding rows, where the model's input embedding is a plain row lookup (see
         :mod:`.token_table`; the logits are the same), else one batch per part."""
         parts = [p for p in parts if len(p)]
-        table = self._token_table()
-        if table is None:
+        table = self._token_table() if len(parts) > 1 else None
+        if table is not None:
             for i, part in enumerate(parts):
-                last = output_last and i == len(parts) - 1
-                if isinstance(part, np.ndarray) and part.ndim == 2:
-                    self.eval_embeds(part, output_last=last)
-                else:
-                    self.eval_tokens(part, output_last=last)
-            return
-        rows = []
-        for part in parts:
-            if isinstance(part, np.ndarray) and part.ndim == 2:
-                rows.append(self._check_embeds(part))
-            else:
-                ids = [int(t) for t in part]
-                self._check_ids(ids, "ids")
-                rows.append(table.rows(ids))
-        if rows:
-            self.eval_embeds(np.concatenate(rows), output_last=output_last)
+                if not is_embeds(part):
+                    self._check_ids(part, "ids")
+                    parts[i] = table.rows([int(t) for t in part])
+            parts = [np.concatenate(parts)]
+        for i, part in enumerate(parts):
+            last = output_last and i == len(parts) - 1
+            (self.eval_embeds if is_embeds(part) else self.eval_tokens)(part, output_last=last)
 
     def _token_table(self) -> TokenTable | None:
         """The model's token table, opened once per loaded model (forks share it); None: ids go in as ids."""
         if not hasattr(self._model, "token_table"):
-            self._model.token_table = open_token_table(self.path, self.metadata("general.architecture"),
-                                                       self._n_vocab, self._n_embd)
+            arch = self.metadata("general.architecture")
+            self._model.token_table = open_token_table(self.path, arch, self._n_vocab, self._n_embd)
         return self._model.token_table
 
     def last_logits(self) -> np.ndarray:

@@ -173,6 +173,37 @@ def test_batches_are_split_to_n_batch(tiny: Tiny) -> None:
     assert gen.tokens == tiny.ref_tokens
 
 
+@pytest.mark.parametrize("qtype", ["f32", "f16", "q8_0", "q4_k_m"])
+def test_text_as_embedding_rows_in_one_batch_gives_the_same_logits(tiny: Tiny, tmp_path: Path, qtype: str) -> None:
+    """eval_parts puts audio and prompt text into one llama_decode, the text as its GGUF embedding rows (dequantised
+    by gguf-py): the logits equal llama.cpp's own token lookup bit for bit, for every table type."""
+    from nim4asr_edge import token_table
+
+    path = tiny.f32 if qtype == "f32" else quantize_gguf(tiny.f32, tmp_path / f"llm.{qtype}.gguf", qtype,
+                                                         n_threads=1).dst
+    with LLMSession(path, EXACT) as sess:
+        assert sess._token_table() is not None
+        calls = []
+        decode = sess._ctx.decode
+        sess._ctx.decode = lambda batch: calls.append(1) or decode(batch)
+        sess.eval_parts([tiny.prefix, tiny.audio, tiny.suffix], output_last=True)
+        one = sess.last_logits().copy()
+        assert len(calls) == 1 and sess.n_past == len(tiny.prefix) + len(tiny.audio) + len(tiny.suffix)
+        sess.clear()
+        sess.eval_tokens(tiny.prefix)
+        sess.eval_embeds(tiny.audio)
+        sess.eval_tokens(tiny.suffix, output_last=True)
+        np.testing.assert_array_equal(sess.last_logits(), one)
+        with pytest.raises(ValueError, match="outside the vocabulary"):
+            sess.eval_parts([[sess.n_vocab]])
+    assert token_table.open_token_table(path, "gemma3", 1, 1) is None  # scaled input embeddings: ids stay ids
+    # where ids must stay ids, the parts go in one batch each, with the same result
+    with LLMSession(path, EXACT) as sess:
+        sess._model.token_table = None
+        sess.eval_parts([tiny.prefix, tiny.audio, tiny.suffix], output_last=True)
+        np.testing.assert_array_equal(sess.last_logits(), one)
+
+
 # Bounds: measured on the tiny models (f16: agreement 1.0, rel. diff ~0.0013; q8_0: agreement 0.88-0.96, rel. diff
 # ~0.03 -- llama.cpp also quantises activations to 8 bits, and random weights of std 0.3 give large activations).
 @pytest.mark.parametrize("qtype,min_agree,max_rel_diff", [("f16", 0.95, 0.005), ("q8_0", 0.8, 0.06)])
