@@ -5,7 +5,7 @@ work of a streaming partial side by side in one process, alternating: ``two``, t
 and the prompt text after them (the prompt's own tokens + forced tokens) as token ids in a second, as llama.cpp
 takes them; ``one``, both in one batch with the text as its GGUF embedding rows (``LLMSession.eval_parts``). The
 logits of the last position are compared: llama.cpp picks its matrix kernels by batch size, so a different split
-into batches moves the float rounding (as any split does), not the result. Prints JSON.
+into batches moves the float rounding (as any split does; a random network amplifies it). Prints JSON.
 
     python bench/prefill_batches.py --bundle /work/qwen3_asr_cache/bundle-0.6B [--bundle ...] \
         [--out bench/results/prefill_batches.json]

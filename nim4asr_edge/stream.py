@@ -298,7 +298,7 @@ class Stream:
         if split is not None and len(split[0]):
             self._decoder.append_speech(split[0])
             self._decoder.evaluate()
-            self._blocks_done += len(split[0]) // self._engine.blocks.tokens
+            self._blocks_done += len(split[0]) // blocks.tokens
 
     def _blocks_partial(self, arrived: float) -> None:
         """Encoder blocks: finished blocks' embeddings committed to the KV cache once, the open block re-encoded."""

@@ -5,8 +5,8 @@ stream's forced tokens) fed as their embedding rows goes into the same batch as 
 ``llama_decode`` instead of two, which matters on a CPU where a small batch costs nearly as much per position as a
 single-token step (measured in ``bench/prefill_batches.py``). For the architectures listed here the model's input for a
 token is exactly its row of ``token_embd.weight`` (no scaling): a batch given the rows gives bit-identical logits to
-the same batch given the ids (tested). Joining two batches into one moves float rounding only, as any other split
-of a prompt into batches does (llama.cpp picks its matrix kernels by batch size).
+the same batch given the ids (tested). Joining two batches into one moves float rounding, as any other split of a
+prompt into batches does.
 """
 
 from __future__ import annotations
