@@ -24,8 +24,11 @@ from .errors import BundleError, DecodeError, MissingDependencyError
 # llama.cpp's CPU threads are OpenMP threads; OpenMP's default is to spin while waiting. When other work shares the
 # cores (a desktop app, other streams, another process), spinning threads starve each other: decoding measured here
 # at 199 ms/token with 2 spinning threads vs 0.19 ms passive (tiny model, one busy neighbour). Passive waiting is
-# the default unless the user chose a policy. It must be set before libgomp starts, i.e. before llama_cpp loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# the default unless the user chose a policy or a spin count (GOMP_SPINCOUNT=10000: the fastest setting measured on a
+# machine dedicated to one recognizer, bench/omp_wait_policy.py). It must be set before libgomp starts, i.e. before
+# llama_cpp loads.
+if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 try:
     import llama_cpp.llama_cpp as _L  # raw ctypes bindings; importing the package also loads libllama

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import ast
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,6 +82,16 @@ def _runtime_imports() -> dict[str, set[str]]:
                     if cand in edges and cand != m:
                         edges[m].add(cand)
     return edges
+
+
+@pytest.mark.parametrize("env,policy", [({}, "PASSIVE"), ({"OMP_WAIT_POLICY": "ACTIVE"}, "ACTIVE"),
+                                        ({"GOMP_SPINCOUNT": "10000"}, None)])
+def test_openmp_waits_passively_unless_the_environment_chose(env, policy):
+    """Set before llama.cpp's libgomp starts: passive by default, a user's policy or spin count kept as given."""
+    base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    code = "import os, nim4asr_edge._llama; print(os.environ.get('OMP_WAIT_POLICY'))"
+    out = subprocess.run([sys.executable, "-c", code], env=base | env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(policy)
 
 
 def test_no_import_cycles_and_small_modules():
