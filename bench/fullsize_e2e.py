@@ -9,7 +9,8 @@ Configurations:
 
 * ``new_defaults``: ``LLMOptions()`` (repacking and mmap chosen automatically for this CPU);
 * ``old_defaults``: repacked buffers on and the GGUF mapped (the previous defaults on CPUs without AMX);
-* ``repack_read``: repacked buffers on, GGUF read (what the automatic mmap rule does when repacking is on).
+* ``repack_read``: repacked buffers on, GGUF read (what the automatic mmap rule does when repacking is on);
+* ``encoder_no_prepack``: the defaults with ``EncoderOptions(prepack_weights=False)``.
 
 Peak RSS is the child's ``ru_maxrss`` (load + all transcriptions), and ``peak_rss_gb_so_far`` the process's VmHWM
 after each duration (load + warm-up + the durations up to it); the load average is recorded around each child.
@@ -39,6 +40,7 @@ CONFIGS = {
     "new_defaults": {},
     "old_defaults": {"extra_buffers": True, "use_mmap": True},
     "repack_read": {"extra_buffers": True},
+    "encoder_no_prepack": {"encoder": {"prepack_weights": False}},  # onnxruntime keeps no pre-packed weight copies
 }
 
 
@@ -55,11 +57,14 @@ def c_e2e(a: dict) -> dict:
     """One recognizer in this fresh process: load, warm-up, one transcription per duration (``reps`` each)."""
     from nim4asr_edge import ProcessMemory, Recognizer, RecognizerOptions
     from nim4asr_edge.bundle import Bundle
+    from nim4asr_edge.encoder import EncoderOptions
     from nim4asr_edge.llm import LLMOptions
 
     bundle = Bundle.load(Path(a["cache"]) / "bundle", verify="none")
+    llm = {k: v for k, v in a["options"].items() if k != "encoder"}
     opts = RecognizerOptions(threads=a["threads"], encoder_precision="int8", llm_quant="q4_k_m", verify="none",
-                             max_tokens_per_second=TOKENS_PER_SECOND, min_new_tokens=1, llm=LLMOptions(**a["options"]))
+                             max_tokens_per_second=TOKENS_PER_SECOND, min_new_tokens=1, llm=LLMOptions(**llm),
+                             encoder=EncoderOptions(**a["options"].get("encoder", {})))
     rec = Recognizer(bundle, opts)
     mem = rec.load_memory
     rec.engine.decoder.stop_ids = []  # forced budget: every decode generates exactly its token budget
