@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import struct
+import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -40,6 +41,7 @@ class TokenTable:
         self._type = ggml_type
         self.n_embd = n_embd
         self._rows: dict[int, np.ndarray] = {}
+        self._lock = threading.Lock()  # streams of one model share the table from their own threads
 
     def rows(self, ids: Sequence[int]) -> np.ndarray:
         """float32 [len(ids), n_embd]: the input embedding of each token id."""
@@ -47,14 +49,15 @@ class TokenTable:
         from gguf.quants import dequantize
 
         out = np.empty((len(ids), self.n_embd), np.float32)
-        for i, tok in enumerate(ids):
-            row = self._rows.get(tok)
-            if row is None:
-                row = dequantize(self._data[tok], GGMLQuantizationType(self._type)).reshape(-1).astype(np.float32)
-                if len(self._rows) >= _CACHE_ROWS:
-                    self._rows.pop(next(iter(self._rows)))
-                self._rows[tok] = row
-            out[i] = row
+        with self._lock:
+            for i, tok in enumerate(ids):
+                row = self._rows.get(tok)
+                if row is None:
+                    row = dequantize(self._data[tok], GGMLQuantizationType(self._type)).reshape(-1)
+                    if len(self._rows) >= _CACHE_ROWS:
+                        self._rows.pop(next(iter(self._rows)))
+                    self._rows[tok] = row.astype(np.float32)
+                out[i] = self._rows[tok]
         return out
 
 

@@ -212,6 +212,20 @@ def test_text_as_embedding_rows_in_one_batch_gives_the_same_logits(tiny: Tiny, t
         np.testing.assert_array_equal(sess.last_logits(), three)
 
 
+def test_token_table_reads_the_rows_gguf_py_reads_and_bounds_its_cache(tiny_spm: Tiny, monkeypatch) -> None:
+    from nim4asr_edge import token_table
+
+    reader = gguf.GGUFReader(str(tiny_spm.f32))
+    tensor = next(t for t in reader.tensors if t.name == "token_embd.weight")
+    n_embd, n_vocab = (int(d) for d in tensor.shape)
+    monkeypatch.setattr(token_table, "_CACHE_ROWS", 2)
+    table = token_table.open_token_table(tiny_spm.f32, "qwen3", n_vocab, n_embd)
+    ids = [0, 7, n_vocab - 1, 7, 3]
+    np.testing.assert_array_equal(table.rows(ids), np.asarray(tensor.data, np.float32)[ids])
+    assert len(table._rows) == 2
+    assert token_table.open_token_table(tiny_spm.f32, "qwen3", n_vocab + 1, n_embd) is None  # another shape
+
+
 # Bounds: measured on the tiny models (f16: agreement 1.0, rel. diff ~0.0013; q8_0: agreement 0.88-0.96, rel. diff
 # ~0.03 -- llama.cpp also quantises activations to 8 bits, and random weights of std 0.3 give large activations).
 @pytest.mark.parametrize("qtype,min_agree,max_rel_diff", [("f16", 0.95, 0.005), ("q8_0", 0.8, 0.06)])
