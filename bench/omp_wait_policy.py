@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
 POLICIES = {"PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"}, "ACTIVE": {"OMP_WAIT_POLICY": "ACTIVE"},
             "spin_10k": {"GOMP_SPINCOUNT": "10000"}}  # libgomp's default policy with a short spin (~10 us)
 
@@ -62,7 +63,10 @@ def main() -> None:
     if a.child:
         print(json.dumps(child(a.child[0], int(a.child[1]))))
         return
-    report: dict = {"gguf": Path(a.gguf).name, "cpus": os.cpu_count(), "load_average_start": os.getloadavg(),
+    from llm_overhead import finish, machine
+
+    t0 = time.perf_counter()
+    report: dict = {"benchmark": "bench/omp_wait_policy.py", "gguf": Path(a.gguf).name, "machine": machine(),
                     "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%MZ"), "quiet": {}, "one_busy_process": {}}
     for situation in ("quiet", "one_busy_process"):
         hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if situation != "quiet" else None
@@ -76,11 +80,7 @@ def main() -> None:
             if hog is not None:
                 hog.kill()
                 hog.wait()
-    report["load_average_end"] = os.getloadavg()
-    text = json.dumps(report, indent=2)
-    if a.out:
-        Path(a.out).write_text(text + "\n")
-    print(text)
+    finish(report, t0, Path(a.out) if a.out else None)
 
 
 if __name__ == "__main__":

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
-import os
-import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from llm_overhead import finish, machine  # noqa: E402
 
 
 def _median_ms(fn, reps: int) -> float:
@@ -90,15 +91,11 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--out")
     a = ap.parse_args()
-    report = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                          "load_average_start": os.getloadavg()},
+    t0 = time.perf_counter()
+    report = {"benchmark": "bench/prefill_batches.py", "machine": machine(),
               "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%MZ"),
               "bundles": [measure(b, a.reps) for b in a.bundle]}
-    report["machine"]["load_average_end"] = os.getloadavg()
-    text = json.dumps(report, indent=2)
-    if a.out:
-        Path(a.out).write_text(text + "\n")
-    print(text)
+    finish(report, t0, Path(a.out) if a.out else None)
 
 
 if __name__ == "__main__":

@@ -304,7 +304,7 @@ class LLMSession:
     def eval_parts(self, parts: Sequence[np.ndarray | Sequence[int]], *, output_last: bool = False) -> None:
         """Append embeddings (float32 [n, n_embd] arrays) and token ids (int sequences) in order: as one batch, the
         token ids as their embedding rows, where the model's input embedding is a plain row lookup (see
-        :mod:`.token_table`; the logits are the same), else one batch per part."""
+        :mod:`.token_table`), else one batch per part."""
         parts = [p for p in parts if len(p)]
         table = self._token_table() if len(parts) > 1 else None
         if table is not None:
