@@ -20,7 +20,9 @@ class Hypothesis:
     tokens: tuple[int, ...]  # forced tokens followed by newly generated ones
     text: str
     stopped: bool  # the end token closed it (False: the token budget ran out)
-    prefill_s: float  # prompt (+ forced tokens) evaluation, and the speech again when the text before it changed
+    # evaluating what the KV cache lacked (changed text before the speech, new speech, the prompt after it, forced
+    # tokens)
+    prefill_s: float
     decode_s: float  # token-by-token generation
     n_prompt: int  # positions in the KV cache before generation started
 
@@ -103,37 +105,28 @@ class PromptedDecoder:
         self._before_cached = len(self._before)
         self._speech_cached = self.n_speech
 
-    def evaluate(self) -> float:
-        """Put the text before the speech and the speech into the KV cache now; returns seconds spent."""
-        t = time.perf_counter()
+    def evaluate(self) -> None:
+        """Put the text before the speech and the speech into the KV cache now."""
         self.llm.truncate(self._cached())
         self.llm.eval_parts(self._pending())
         self._mark_cached()
-        return time.perf_counter() - t
 
-    def set_speech(self, embeds: np.ndarray) -> float:
-        """Replace the speech part with ``embeds`` (evaluated at the next decode); returns seconds spent."""
-        t = time.perf_counter()
+    def set_speech(self, embeds: np.ndarray) -> None:
+        """Replace the speech part with ``embeds`` (evaluated at the next decode)."""
         self.reset()
         self.append_speech(embeds)
-        return time.perf_counter() - t
 
-    def append_speech(self, embeds: np.ndarray) -> float:
-        """Add audio embeddings after the committed speech (streaming), dropping a tentative tail; returns seconds
-        spent."""
-        t = time.perf_counter()
+    def append_speech(self, embeds: np.ndarray) -> None:
+        """Add audio embeddings after the committed speech (streaming), dropping a tentative tail."""
         self._drop_tail()
         if len(embeds):
             self._speech.append(embeds)
             self.n_speech += len(embeds)
-        return time.perf_counter() - t
 
-    def set_tail(self, embeds: np.ndarray) -> float:
-        """Make ``embeds`` the tentative end of the speech, replacing the previous tail; returns seconds spent."""
-        t = time.perf_counter()
+    def set_tail(self, embeds: np.ndarray) -> None:
+        """Make ``embeds`` the tentative end of the speech, replacing the previous tail."""
         self.append_speech(embeds)
         self._tail = len(embeds)
-        return time.perf_counter() - t
 
     def _drop_tail(self) -> None:
         if self._tail:

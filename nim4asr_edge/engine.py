@@ -346,10 +346,10 @@ class SegmentEngine:
         evidence = self.acoustic_evidence([out.phoneme_logprobs])
         if decoder is None:
             with self.lock:
-                timings.prefill += self.decoder.set_speech(out.audio_embeds)
+                self.decoder.set_speech(out.audio_embeds)
                 d = self.decode(self.decoder, evidence, duration, hints, accumulator, draft=draft)
         else:
-            timings.prefill += decoder.set_speech(out.audio_embeds)
+            decoder.set_speech(out.audio_embeds)
             d = self.decode(decoder, evidence, duration, hints, accumulator, draft=draft)
         gen = d.hypothesis
         timings.hotwords += d.search_s

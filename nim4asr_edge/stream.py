@@ -291,14 +291,19 @@ class Stream:
     def _commit_blocks(self) -> None:
         """Encoder blocks: a block's embeddings go into the KV cache as soon as its audio is in, between partials,
         so that a partial's latency holds only the open block."""
-        blocks, frontend = self._engine.blocks, self._engine.frontend
-        if len(self._utt) * FRAME < ((self._blocks_done + 1) * blocks.frames - 1) * frontend.frame_shift:
+        frames, shift = self._engine.blocks.frames, self._engine.frontend.frame_shift
+        if len(self._utt) * FRAME < ((self._blocks_done + 1) * frames - 1) * shift:
             return  # not one more block of feature frames yet (the features themselves say exactly)
         split = self._engine.encode_blocks(self._utt_audio(), self._blocks_done, open_block=False)
         if split is not None and len(split[0]):
-            self._decoder.append_speech(split[0])
+            self._commit(split[0])
             self._decoder.evaluate()
-            self._blocks_done += len(split[0]) // blocks.tokens
+
+    def _commit(self, finished: np.ndarray) -> None:
+        """Append finished blocks' embeddings to the speech (the KV cache takes them with the next batch)."""
+        if len(finished):
+            self._decoder.append_speech(finished)
+            self._blocks_done += len(finished) // self._engine.blocks.tokens
 
     def _blocks_partial(self, arrived: float) -> None:
         """Encoder blocks: finished blocks' embeddings committed to the KV cache once, the open block re-encoded."""
@@ -306,10 +311,8 @@ class Stream:
         split = self._engine.encode_blocks(audio, self._blocks_done)
         if split is None:
             return
-        finished, open_block = split
-        if len(finished):
-            self._decoder.append_speech(finished)
-            self._blocks_done += len(finished) // self._engine.blocks.tokens
+        finished, open_block = split  # finished: blocks completed within this feed (a partial per frame)
+        self._commit(finished)
         self._decoder.set_tail(open_block)
         self._partial(len(audio), arrived)
 
