@@ -539,7 +539,7 @@ def w_threads(a: dict) -> dict:
 
     bundle = _bundle(Path(a["cache"]))
     root = LLMSession(bundle.llm_path(a["llm"]), _llm_opts(a))
-    out = {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "(unset: libgomp spins, then sleeps)")}
+    out = {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}  # as set when llama.cpp loaded
     for th in (1, 2):
         ctx = root.fork(dataclasses.replace(root.options, n_threads=th, n_threads_batch=th))
         out[f"threads={th}"] = _sweep_one(ctx, a, a["reps"])
@@ -571,8 +571,9 @@ def _mem_now() -> dict:
 def w_memory(a: dict) -> dict:
     """Where the resident memory goes: first the product path (Recognizer load + a 10 s transcription; its peak is
     this worker's figure), then each part alone after closing it (RSS split into anonymous and file-backed)."""
-    from nim4asr_edge.encoder import EncoderOptions, EncoderSession, return_freed_heap
+    from nim4asr_edge.encoder import EncoderOptions, EncoderSession
     from nim4asr_edge.llm import LLMOptions, LLMSession
+    from nim4asr_edge.process_memory import return_freed_heap
     from nim4asr_edge.recognizer import Recognizer, RecognizerOptions
 
     def trimmed() -> dict:  # what is still held once glibc returns freed heap
@@ -735,11 +736,11 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     ap.add_argument("--only", default="", help="comma-separated sections to run (debugging)")
-    ap.add_argument("--omp-wait-policy", default="PASSIVE",
+    ap.add_argument("--omp-wait-policy", default="unset",
                     help="OMP_WAIT_POLICY for the measuring processes (llama.cpp's CPU backend uses OpenMP); "
-                         "'unset' leaves the SDK's default (PASSIVE, set by nim4asr_edge._llama unless the environment "
-                         "names one); ACTIVE spins, which collapses 2-thread llama.cpp on a shared, oversubscribed CPU "
-                         "(see the omp_wait_policy section)")
+                         "'unset' (default) leaves the SDK's default (a short spin, GOMP_SPINCOUNT=10000, set by "
+                         "nim4asr_edge._llama unless the environment names a policy); ACTIVE spins, which collapses "
+                         "2-thread llama.cpp on a shared, oversubscribed CPU (see the omp_wait_policy section)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--worker-args", help=argparse.SUPPRESS)
     args = ap.parse_args()

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
-import os
 import statistics
 import sys
 import time
@@ -41,6 +40,8 @@ CONFIGS = {
     "old_defaults": {"extra_buffers": True, "use_mmap": True},
     "repack_read": {"extra_buffers": True},
     "encoder_no_prepack": {"encoder": {"prepack_weights": False}},  # onnxruntime keeps no pre-packed weight copies
+    "encoder_no_arena": {"encoder": {"enable_mem_arena": False}},  # every encoder buffer through malloc
+    "kv_f16": {"type_k": "f16", "type_v": "f16"},  # the KV cache type before q8_0 became the default
 }
 
 
@@ -108,8 +109,7 @@ def main() -> None:
     res: dict = {"benchmark": "bench/fullsize_e2e.py", "argv": sys.argv[1:],
                  "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%MZ"), "machine": machine(),
                  "settings": {"threads": args.threads, "rounds": args.rounds, "reps_per_child": args.reps,
-                              "tokens_per_audio_s": TOKENS_PER_SECOND, "encoder": "int8", "llm": "q4_k_m",
-                              "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}}
+                              "tokens_per_audio_s": TOKENS_PER_SECOND, "encoder": "int8", "llm": "q4_k_m"}}
     rows = alternate(configs, args.rounds, child="e2e", script=Path(__file__).resolve())
     summary: dict = {}
     for name, rs in rows.items():

@@ -21,10 +21,12 @@ class RawLlama:
     """One llama.cpp model + context + a token batch and an embedding batch, driven directly."""
 
     def __init__(self, path: str | Path, *, n_ctx: int, n_batch: int = 512, n_ubatch: int = 512, n_threads: int = 2,
-                 flash_attn: bool = False, type_k: str = "f16", type_v: str = "f16", use_mmap: bool | None = True,
+                 flash_attn: bool = False, type_k: str | None = "f16", type_v: str | None = "f16",
+                 use_mmap: bool | None = True,
                  extra_bufts: bool = False, n_gpu_layers: int = 0, n_threads_batch: int | None = None,
                  model=None) -> None:
-        """``model``: a loaded ``llama_model *`` to share (not freed by :meth:`close`) instead of loading ``path``."""
+        """``model``: a loaded ``llama_model *`` to share (not freed by :meth:`close`) instead of loading ``path``;
+        ``type_k`` / ``type_v`` None: LLMOptions' automatic KV-cache types for this model."""
         global _backend
         if not _backend:
             L.llama_backend_init()
@@ -46,12 +48,29 @@ class RawLlama:
             raise RuntimeError(f"llama_model_load_from_file failed for {path}")
         return model
 
+    def _head_sizes(self) -> tuple[int, int]:
+        """(K, V) values per attention head, from the GGUF's metadata, else n_embd / n_head."""
+        buf = ctypes.create_string_buffer(64)
+        n = L.llama_model_meta_val_str(self.model, b"general.architecture", buf, 64)
+        arch = buf.value.decode() if n > 0 else ""
+        out = []
+        for key in ("key", "value"):
+            n = L.llama_model_meta_val_str(self.model, f"{arch}.attention.{key}_length".encode(), buf, 64)
+            out.append(int(buf.value) if n > 0 else L.llama_model_n_embd(self.model) // L.llama_model_n_head(self.model))
+        return out[0], out[1]
+
     def _context(self, n_ctx, n_batch, n_ubatch, n_threads, n_threads_batch, flash_attn, type_k, type_v) -> None:
         cp = L.llama_context_default_params()
         cp.n_ctx, cp.n_batch, cp.n_ubatch, cp.n_seq_max = n_ctx, n_batch, n_ubatch, 1
         cp.n_threads = n_threads
         cp.n_threads_batch = n_threads_batch or n_threads
         cp.flash_attn_type = L.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn else L.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        if type_k is None or type_v is None:
+            from nim4asr_edge.llm_options import LLMOptions
+
+            heads = self._head_sizes()
+            type_k, type_v = LLMOptions(flash_attn=flash_attn, type_k=type_k, type_v=type_v).resolved_kv_types(*heads)
+        self.kv_types = (type_k, type_v)
         cp.type_k, cp.type_v = _KV_TYPES[type_k], _KV_TYPES[type_v]
         cp.embeddings = False
         cp.no_perf = True

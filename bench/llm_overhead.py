@@ -382,6 +382,7 @@ def machine() -> dict:
     flags = _llama.cpu_flags()
     return {"cpu": cpu, "cores": os.cpu_count(), "simd": sorted(f for f in flags if f.startswith(("avx", "amx"))),
             "repack_rule": auto_extra_buffers(flags), "llama_cpp_python": llama_cpp.__version__,
+            "openmp": {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")},  # as llama.cpp runs
             "python": platform.python_version(), "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
 
 
@@ -411,7 +412,7 @@ def main() -> None:
     res: dict = {"benchmark": "bench/llm_overhead.py", "mode": args.mode, "argv": sys.argv[1:],
                  "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%MZ"), "machine": machine(),
                  "settings": {"rounds": args.rounds, "reps_per_child": args.reps, "prefill": args.prefill,
-                              "decode": args.decode, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")},
+                              "decode": args.decode},
                  "results": {}}
     t0 = time.perf_counter()
     ceil_threads = max(threads)

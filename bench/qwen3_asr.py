@@ -196,8 +196,7 @@ WORKERS = {"memory": w_memory, "memory_nommap": w_memory_nommap, "e2e": w_e2e, "
 def run_child(kind: str, args: dict) -> dict:
     """``kind`` in a fresh process; its result plus its peak RSS (GB). Linux counts the pre-exec copy of the parent
     in a child's ``ru_maxrss``: the parent must stay small (it builds bundles in a child of its own)."""
-    proc = subprocess.Popen([sys.executable, __file__, "--worker", kind, json.dumps(args)], stdout=subprocess.PIPE,
-                            env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
+    proc = subprocess.Popen([sys.executable, __file__, "--worker", kind, json.dumps(args)], stdout=subprocess.PIPE)
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     if status != 0:

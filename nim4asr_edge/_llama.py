@@ -21,14 +21,14 @@ import numpy as np
 
 from .errors import BundleError, DecodeError, MissingDependencyError
 
-# llama.cpp's CPU threads are OpenMP threads; OpenMP's default is to spin while waiting. When other work shares the
-# cores (a desktop app, other streams, another process), spinning threads starve each other: decoding measured here
-# at 199 ms/token with 2 spinning threads vs 0.19 ms passive (tiny model, one busy neighbour). Passive waiting is
-# the default unless the user chose a policy or a spin count (GOMP_SPINCOUNT=10000: the fastest setting measured on a
-# machine dedicated to one recognizer, bench/omp_wait_policy.py). It must be set before libgomp starts, i.e. before
-# llama_cpp loads.
+# llama.cpp's CPU threads are OpenMP threads, and libgomp reads its wait policy once, when it starts (before llama_cpp
+# loads). Spinning forever (ACTIVE) collapses 2-thread decoding as soon as anything else wants a core; sleeping at
+# once (PASSIVE) pays a wake-up per graph node (full size: 20 tok/s with 2 threads instead of 26). The default is a
+# short spin, then sleep (GOMP_SPINCOUNT=10000, about 10 us), with the decode thread count chosen token by token
+# (decode_threads.ThreadChooser): 1 thread when a busy CPU makes the spinning threads wait on each other
+# (bench/omp_wait_policy.py). A policy or spin count in the environment is kept as given.
 if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    os.environ["GOMP_SPINCOUNT"] = "10000"
 
 try:
     import llama_cpp.llama_cpp as _L  # raw ctypes bindings; importing the package also loads libllama
@@ -194,6 +194,14 @@ class LlamaModel(_Owner):
     def n_vocab(self) -> int:
         self._live()
         return int(_L.llama_vocab_n_tokens(self.vocab))
+
+    def head_sizes(self) -> tuple[int, int]:
+        """(K, V) values per attention head: the GGUF's ``<arch>.attention.key_length`` / ``value_length``, else
+        n_embd / n_head."""
+        default = self.n_embd() // max(1, int(_L.llama_model_n_head(self._live())))
+        arch = self.meta("general.architecture")
+        sizes = [self.meta(f"{arch}.attention.{k}_length") for k in ("key", "value")]
+        return tuple(int(s) if s and s.isdigit() else default for s in sizes)  # type: ignore[return-value]
 
     def desc(self) -> str:
         buf = ctypes.create_string_buffer(256)

@@ -26,6 +26,7 @@ from .frontend import Features
 from .guard import EvidenceGuard, GuardOptions
 from .llm import LLMSession
 from .options import AUTO_HINT_CHECK, RecognizerOptions
+from .process_memory import return_freed_heap
 from .prompt import check_language
 from .results import Segment, Timings
 
@@ -362,5 +363,6 @@ class SegmentEngine:
                         self.token_budget(duration))
         if d.withheld:
             log.info("segment %.1f-%.1f s withheld by the evidence guard: %r", offset, end, d.withheld)
+        return_freed_heap()
         return Segment(offset, end, d.text, gen.tokens, d.evidence.text() if d.evidence else "", d.hints,
                        gen.stopped, d.confidence, d.withheld, d.transcript.language, d.passes)

@@ -18,8 +18,9 @@ from typing import Sequence
 import numpy as np
 
 from . import _llama
+from .decode_threads import ThreadChooser, best_seconds
 from .errors import BundleError, DecodeError
-from .llm_options import LLMOptions, replace_options, verify_options
+from .llm_options import LLMOptions, load_model, replace_options, verify_options
 from .token_table import TokenTable, is_embeds, open_token_table
 
 __all__ = ["Generation", "LLMOptions", "LLMSession", "replace_options"]
@@ -42,21 +43,6 @@ class Generation:
     options: LLMOptions | None = None  # the effective options
 
 
-def _load_model(path: Path, o: LLMOptions) -> _llama.LlamaModel:
-    """Load with the resolved buffer and mmap choices; an automatic repacking choice that llama.cpp refuses falls
-    back to plain buffers (a bad file then fails again, with llama.cpp's error)."""
-    extra = o.resolved_extra_buffers()
-    try:
-        return _llama.LlamaModel(path, n_gpu_layers=o.n_gpu_layers, use_mmap=o.resolved_use_mmap(extra),
-                                 extra_buffers=extra)
-    except BundleError:
-        if not (extra and o.extra_buffers is None):
-            raise
-        log.warning("llama.cpp could not load %s with repacked weight buffers; loading without them", path.name)
-        return _llama.LlamaModel(path, n_gpu_layers=o.n_gpu_layers, use_mmap=o.resolved_use_mmap(False),
-                                 extra_buffers=False)
-
-
 class LLMSession:
     """A GGUF model plus one llama.cpp context; a context manager. Not thread-safe: one generation at a time."""
 
@@ -74,7 +60,7 @@ class LLMSession:
         if _model is None:
             if not self.path.is_file():
                 raise BundleError(f"LLM GGUF {self.path} not found; check the bundle directory")
-            _model = _load_model(self.path, o)
+            _model = load_model(self.path, o)
         self._model = _model
         try:
             n_threads, n_threads_batch = o.resolved_threads()
@@ -88,8 +74,8 @@ class LLMSession:
             params.flash_attn_type = (
                 _llama._L.LLAMA_FLASH_ATTN_TYPE_ENABLED if o.flash_attn else _llama._L.LLAMA_FLASH_ATTN_TYPE_DISABLED
             )
-            params.type_k = _llama.GGML_TYPES[o.type_k]
-            params.type_v = _llama.GGML_TYPES[o.type_v]
+            self.kv_types = o.resolved_kv_types(*self._model.head_sizes())  # (K, V) cache types used
+            params.type_k, params.type_v = (_llama.GGML_TYPES[t] for t in self.kv_types)
             params.embeddings = False
             params.no_perf = True
             self._ctx = _llama.LlamaContext(self._model, params)
@@ -104,6 +90,7 @@ class LLMSession:
                 self._model.close()
             raise
         self._n_past = 0
+        self._chooser: ThreadChooser | None = None  # set by tune_decode_threads
         log.debug(
             "loaded %s: %s, n_embd=%d, n_vocab=%d, n_ctx=%d, n_batch=%d, repacked buffers=%s, mmap=%s",
             self.path, self._model.desc(), self._n_embd, self._n_vocab, self._n_ctx, self._n_batch,
@@ -129,7 +116,11 @@ class LLMSession:
 
         Concurrent streams each take a fork; the weights stay loaded until the original session closes.
         """
-        return LLMSession(self.path, options or self.options, _model=self._model)
+        child = LLMSession(self.path, options or self.options, _model=self._model)
+        if self._chooser is not None and options is None:
+            child._chooser = self._chooser.copy()
+            child._ctx.set_threads(child._chooser.current, child.options.resolved_threads()[1])
+        return child
 
     def __enter__(self) -> "LLMSession":
         return self
@@ -175,6 +166,11 @@ class LLMSession:
     def n_past(self) -> int:
         """Positions currently in the KV cache."""
         return self._n_past
+
+    @property
+    def decode_threads(self) -> int:
+        """The threads the next single-token decode uses (chosen token by token after :meth:`tune_decode_threads`)."""
+        return self._chooser.current if self._chooser is not None else self.options.resolved_threads()[0]
 
     @property
     def eos_id(self) -> int:
@@ -224,19 +220,15 @@ class LLMSession:
         return codecs.getincrementaldecoder("utf-8")(errors="replace").decode(raw, final=final)
 
     def set_threads(self, n_threads: int, n_threads_batch: int) -> None:
-        """Use these decode / prefill thread counts from now on (forks made afterwards inherit them)."""
+        """Use these decode / prefill thread counts from now on (forks inherit them; ends the per-token choice)."""
+        self._chooser = None
         self.options = replace_options(self.options, n_threads=n_threads, n_threads_batch=n_threads_batch)
         self._ctx.set_threads(n_threads, n_threads_batch)
 
     def tune_decode_threads(self, probe_token: int, *, steps: int = 3, small_model_ms: float = 60.0) -> int:
-        """Decode with one thread instead of several when that is faster on this machine; returns the decode threads.
-
-        llama.cpp's threads wait passively between graph nodes (see ``_llama``), so a small model decoding one token
-        can spend more time waking threads than computing (SmolLM2-135M on 2 cores: 35 ms/token with 2 threads,
-        21 ms with 1; prefill still gains from 2). Measured here, a few single-token decodes each way, only when
-        the configured count already decodes faster than ``small_model_ms`` (large models keep every thread). The
-        KV cache is left as found; prefill threads are unchanged.
-        """
+        """Time single-token decodes with every thread and with one (only if all of them take under
+        ``small_model_ms``), then let a :class:`~nim4asr_edge.decode_threads.ThreadChooser` pick between them token
+        by token (forks inherit it). Returns the decode threads chosen now; the KV cache is left as found."""
         n, n_batch = self.options.resolved_threads()
         if n <= 1:
             return n
@@ -244,25 +236,18 @@ class LLMSession:
         def per_token(threads: int) -> float:
             self._ctx.set_threads(threads, n_batch)
             n0 = self._n_past
-            best = float("inf")
             try:
-                for _ in range(steps + 1):  # the first also warms the thread pool
-                    t = time.perf_counter()
-                    self.eval_tokens([probe_token])
-                    best = min(best, time.perf_counter() - t)
+                return best_seconds(lambda: self.eval_tokens([probe_token]), steps)
             finally:
                 self.truncate(n0)
-            return best
 
         many = per_token(n)
-        if many * 1000 > small_model_ms:
-            self._ctx.set_threads(n, n_batch)
-            return n
-        one = per_token(1)
-        chosen = 1 if one < 0.9 * many else n
-        self.set_threads(chosen, n_batch)
-        log.debug("decode threads: %d (one token: %.1f ms with %d, %.1f ms with 1)", chosen, many * 1e3, n, one * 1e3)
-        return chosen
+        one = per_token(1) if many * 1000 <= small_model_ms else float("inf")
+        self._chooser = ThreadChooser(n, one, many)
+        self._ctx.set_threads(self._chooser.current, n_batch)
+        log.debug("decode threads: %d (%.1f ms/token with %d, %.1f with 1)", self._chooser.current, many * 1e3, n,
+                  one * 1e3)
+        return self._chooser.current
 
     # decoding
     def clear(self) -> None:
@@ -452,8 +437,11 @@ class LLMSession:
         """Append one token chosen from the logits (an argmax index: always in the vocabulary), with output."""
         self._check_room(1)
         self._tok_batch.set_one_token(token, self._n_past)
+        t = time.perf_counter()
         self._ctx.decode(self._tok_batch)
         self._n_past += 1
+        if self._chooser is not None and self._chooser.record(time.perf_counter() - t):
+            self._ctx.set_threads(self._chooser.current, self.options.resolved_threads()[1])
 
     def _eval_all_logits(self, ids: list[int]) -> list[np.ndarray]:
         """Evaluate ``ids`` (at most ``n_batch``) in one batch; the logits after each of them."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import sys
 
-__all__ = ["ProcessMemory"]
+__all__ = ["ProcessMemory", "return_freed_heap"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,3 +32,15 @@ class ProcessMemory:
         except OSError:  # not Linux: the peak from getrusage (KiB on Linux/BSD, bytes on macOS) is not comparable
             pass
         return cls(fields["VmRSS"], fields["VmHWM"], fields["RssAnon"], fields["RssFile"])
+
+
+def return_freed_heap() -> None:
+    """Give the OS back the heap this process freed but glibc keeps: onnxruntime's parsed graph and the weights it
+    replaced by pre-packed copies after a load (0.48 GB of a 1.18 GB RSS for the full-size int8 encoder), and a
+    segment's buffers after it (a later, bigger peak would otherwise stack on them). 1-5 ms."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
+        pass

@@ -23,6 +23,7 @@ from .encoder import (
     _check_features,
     _CONTRACT,
     _open_session,
+    run_options,
     _OrtSession,
     audio_tokens,
     encoder_frames,
@@ -94,6 +95,7 @@ class StreamingEncoderSession(_OrtSession):
         self.path = Path(path)
         self.options = options if options is not None else EncoderOptions()
         self._session = _open_session(self.path, self.options)
+        self._run_options = run_options(self.options)
         self._check_contract()
         logger.debug(
             "streaming encoder %s: chunk=%d frames, window=%d, cache=%d encoder frames, providers=%s",
@@ -256,7 +258,8 @@ class StreamingEncoderSession(_OrtSession):
             **state._caches,
         }
         try:
-            embeds, embed_lens, logprobs, phone_lens, k, v, c = self._live().run(list(STREAM_OUTPUT_NAMES), feeds)
+            embeds, embed_lens, logprobs, phone_lens, k, v, c = self._live().run(list(STREAM_OUTPUT_NAMES), feeds,
+                                                                                     self._run_options)
         except Exception as exc:
             raise BundleError(f"streaming encoder graph {self.path} failed at offset {state.offset}: {exc}") from exc
         n_enc, n_tok = int(phone_lens[0]), int(embed_lens[0])

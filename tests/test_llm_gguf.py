@@ -22,6 +22,7 @@ transformers = pytest.importorskip("transformers")
 gguf = pytest.importorskip("gguf")
 pytest.importorskip("llama_cpp")
 
+from nim4asr_edge.bundle import Bundle  # noqa: E402
 from nim4asr_edge.errors import BundleError, DecodeError, ExportError  # noqa: E402
 from nim4asr_edge.llm import Generation, LLMOptions, LLMSession, replace_options  # noqa: E402
 from nim4asr_export.config import tiny_config  # noqa: E402
@@ -278,7 +279,8 @@ def test_truncate_and_continue_matches_fresh_prefill(tiny: Tiny) -> None:
 
 def test_tune_decode_threads_keeps_cache_and_results(tiny: Tiny) -> None:
     """Thread tuning measures on the live context, leaves the KV cache as found and changes no logits; a model
-    slower than the small-model bound keeps every thread; forks inherit the chosen count."""
+    slower than the small-model bound starts on every thread; forks inherit the chooser; the greedy tokens are
+    the same whichever thread counts the chooser picks on the way; set_threads ends the choosing."""
     opts = dataclasses.replace(EXACT, n_threads=2, n_threads_batch=2)
     with LLMSession(tiny.f32, opts) as sess:
         sess.clear()
@@ -286,14 +288,19 @@ def test_tune_decode_threads_keeps_cache_and_results(tiny: Tiny) -> None:
         sess.eval_embeds(tiny.audio)
         keep = sess.n_past
         assert sess.tune_decode_threads(tiny.prefix[-1], small_model_ms=0.0) == 2  # "too slow": not tried
-        assert sess.options.n_threads == 2 and sess.n_past == keep
+        assert sess.decode_threads == 2 and sess.n_past == keep
         chosen = sess.tune_decode_threads(tiny.prefix[-1], small_model_ms=1e9)
-        assert chosen in (1, 2) and sess.options.n_threads == chosen and sess.options.n_threads_batch == 2
+        assert chosen in (1, 2) and sess.decode_threads == chosen and sess.options.n_threads_batch == 2
         assert sess.n_past == keep
         sess.eval_tokens(tiny.suffix, output_last=True)
         np.testing.assert_allclose(sess.last_logits(), tiny.ref_logits[0], atol=1e-3)
         with sess.fork() as child:
-            assert child.options.n_threads == chosen
+            assert child.decode_threads == chosen and child._chooser is not sess._chooser
+        sess._chooser._explore = sess._chooser._interval = 2  # probe the other count every other token
+        tokens, _, _ = sess.continue_greedy(N_NEW, stop_ids=())
+        assert tokens == tiny.ref_tokens[:N_NEW]
+        sess.set_threads(1, 2)
+        assert sess.decode_threads == 1 and sess._chooser is None
 
 
 @pytest.mark.parametrize("case", ["right", "diverges", "wrong", "longer", "stop_inside"])
@@ -560,6 +567,48 @@ def test_options_are_verified() -> None:
     with pytest.raises(TypeError):
         replace_options(base, n_thread=2)
     assert replace_options(base, type_v="q8_0", flash_attn=True).type_v == "q8_0"
+    assert base.resolved_kv_types(64, 64) == ("q8_0", "q8_0")  # the default for real heads: a q8_0 cache
+    assert base.resolved_kv_types(16, 16) == ("f16", "f16")  # heads that q8_0's 32-value blocks do not divide
+    assert replace_options(base, flash_attn=False).resolved_kv_types(64, 64) == ("f16", "f16")
+    assert replace_options(base, type_k="f32").resolved_kv_types(64, 64) == ("f32", "q8_0")
+
+
+def _kv_mib(caplog, path: Path, opts: LLMOptions) -> tuple[float, tuple[str, str]]:
+    """llama.cpp's own figure for the KV buffer (MiB, from its log) and the cache types used."""
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="nim4asr_edge.llama"), LLMSession(path, opts) as sess:
+        line = next(r.getMessage() for r in caplog.records if "KV buffer size" in r.getMessage())
+        return float(line.split("=")[1].split()[0]), sess.kv_types
+
+
+def test_default_kv_cache_is_q8_0_where_the_heads_allow(tiny: Tiny, caplog) -> None:
+    """Auto KV types: q8_0 for a real model (64-value heads: about half of f16's bytes), f16 for heads that are not
+    a multiple of q8_0's 32-value block (the tiny model's 16) and without flash attention."""
+    smollm = Bundle.load(None).llm_path(None)
+    q8, types = _kv_mib(caplog, smollm, LLMOptions(n_threads=1, n_ctx=512))
+    f16, _ = _kv_mib(caplog, smollm, LLMOptions(n_threads=1, n_ctx=512, type_k="f16", type_v="f16"))
+    assert types == ("q8_0", "q8_0") and 0.5 < q8 / f16 < 0.56  # 34 bytes per 32 values instead of 64
+    assert _kv_mib(caplog, smollm, LLMOptions(n_threads=1, n_ctx=512, flash_attn=False))[1] == ("f16", "f16")
+    assert _kv_mib(caplog, tiny.f32, LLMOptions(n_threads=1, n_ctx=512))[1] == ("f16", "f16")
+
+
+def test_q8_0_kv_cache_stays_close_to_f32_on_a_trained_model() -> None:
+    """SmolLM2-135M teacher-forced over a sentence: the q8_0 cache's next-token distributions stay within a small
+    KL of the f32 cache's and mostly agree on the top token (bench/kv_cache_type.py: 0.0035 nats, 96 %)."""
+    smollm = Bundle.load(None).llm_path(None)
+    text = "The captain packed the cold orange before the meeting in the kitchen, and nobody knew why she left."
+    logp = {}
+    for kv in ("f32", "q8_0"):
+        with LLMSession(smollm, LLMOptions(n_threads=1, n_ctx=256, type_k=kv, type_v=kv)) as sess:
+            rows = []
+            for t in sess.tokenize(text, parse_special=False):
+                sess.eval_tokens([t], output_last=True)
+                x = sess.last_logits().astype(np.float64)
+                rows.append(x - x.max() - np.log(np.exp(x - x.max()).sum()))
+            logp[kv] = np.array(rows)
+    kl = (np.exp(logp["f32"]) * (logp["f32"] - logp["q8_0"])).sum(axis=1)
+    top = (logp["f32"].argmax(axis=1) == logp["q8_0"].argmax(axis=1)).mean()
+    assert kl.mean() < 0.02 and top >= 0.85, (kl.mean(), top)
 
 
 def test_session_lifecycle_and_logging(tiny_spm: Tiny, caplog, capfd) -> None:

@@ -72,7 +72,7 @@ def test_cli_main_job_says_why_nothing_was_printed(capsys, monkeypatch):
     monkeypatch.delenv("NIM4ASR_BUNDLE", raising=False)
     assert main(["transcribe", str(JFK), "--no-progress"]) == 0
     out, err = capsys.readouterr()
-    assert out.strip() == "[withheld: low confidence 0.18]" and "withheld by the evidence guard" in err
+    assert out.strip() == "[withheld: low confidence 0.16]" and "withheld by the evidence guard" in err
 
 
 @pytest.mark.parametrize("kind", ["silence", "white", "hum"])
