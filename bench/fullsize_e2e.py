@@ -10,7 +10,10 @@ Configurations:
 * ``new_defaults``: ``LLMOptions()`` (repacking and mmap chosen automatically for this CPU);
 * ``old_defaults``: repacked buffers on and the GGUF mapped (the previous defaults on CPUs without AMX);
 * ``repack_read``: repacked buffers on, GGUF read (what the automatic mmap rule does when repacking is on);
-* ``encoder_no_prepack``: the defaults with ``EncoderOptions(prepack_weights=False)``.
+* ``encoder_no_prepack``: the defaults with ``EncoderOptions(prepack_weights=False)``;
+* ``encoder_no_arena``: the defaults with ``EncoderOptions(enable_mem_arena=False)`` (every encoder buffer through
+  malloc: the default before the arena emptied after each run);
+* ``kv_f16``: the defaults with an f16 KV cache (the default before q8_0).
 
 Peak RSS is the child's ``ru_maxrss`` (load + all transcriptions), and ``peak_rss_gb_so_far`` the process's VmHWM
 after each duration (load + warm-up + the durations up to it); the load average is recorded around each child.

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
@@ -25,6 +26,7 @@ from .families import Transcript
 from .frontend import Features
 from .guard import EvidenceGuard, GuardOptions
 from .llm import LLMSession
+from .llm_options import load_model
 from .options import AUTO_HINT_CHECK, RecognizerOptions
 from .process_memory import return_freed_heap
 from .prompt import check_language
@@ -100,7 +102,7 @@ class SegmentEngine:
             if self.blocks is not None and self.blocks.window_input and not self.encoder.takes_window:
                 raise BundleError(f"bundle mismatch: the manifest streams with {self.blocks.tokens}-token attention "
                                   "windows but the encoder graph takes no attention_window; re-import the bundle")
-            self.llm = LLMSession(bundle.llm_path(options.llm_quant), options.llm_options(self._needed_ctx()))
+            self.llm = self._load_llm(bundle.llm_path(options.llm_quant))
             if self.llm.n_embd != self.encoder.llm_hidden:
                 raise BundleError(
                     f"bundle mismatch: encoder emits {self.encoder.llm_hidden}-dim embeddings but the LLM expects "
@@ -141,12 +143,23 @@ class SegmentEngine:
         if (problem := self.hint_problem(hints)) is not None:
             raise OptionsError(problem)
 
-    def _needed_ctx(self) -> int:
-        o = self.options
-        audio = int(o.max_segment_seconds * self.family.token_rate_hz(self.bundle.manifest)) + 1
-        output = int(o.max_segment_seconds * o.max_tokens_per_second) + o.min_new_tokens
-        prompt_and_hints = 2 * MAX_HINT_TOKENS
-        return 256 * -(-(audio + output + prompt_and_hints) // 256)
+    def _load_llm(self, path: Path) -> LLMSession:
+        """The LLM with a context for the longest segment: its audio tokens, the prompt (counted by the model's own
+        tokenizer, so the model loads before the context), the most hint tokens and the token budget."""
+        model = load_model(path, self.options.llm_options(1))
+        try:
+            parts = self.prompt.render((), self.options.language)
+            prompt = sum(len(model.tokenize(text.encode("utf-8"), add_special=False, parse_special=True))
+                         for text in (parts.before, parts.after) if text)
+            o = self.options
+            audio = int(o.max_segment_seconds * self.family.token_rate_hz(self.bundle.manifest)) + 1
+            output = int(o.max_segment_seconds * o.max_tokens_per_second) + o.min_new_tokens
+            needed = 256 * -(-(audio + prompt + MAX_HINT_TOKENS + output) // 256)  # llama.cpp pads to 256 anyway
+            options = o.llm_options(needed)
+        except BaseException:
+            model.close()
+            raise
+        return LLMSession(path, options, _model=model, _owns_model=True)
 
     def _make_guard(self) -> EvidenceGuard | None:
         g = self.options.guard

@@ -46,12 +46,13 @@ class Generation:
 class LLMSession:
     """A GGUF model plus one llama.cpp context; a context manager. Not thread-safe: one generation at a time."""
 
-    def __init__(self, path: str | Path, options: LLMOptions | None = None, *, _model=None) -> None:
+    def __init__(self, path: str | Path, options: LLMOptions | None = None, *, _model=None,
+                 _owns_model: bool = False) -> None:
         self.options = options if options is not None else LLMOptions()
         verify_options(self.options)
         o = self.options
         self.path = Path(path)
-        self._owns_model = _model is None  # a fork() shares its parent's weights and must not free them
+        self._owns_model = _model is None or _owns_model  # a fork() shares its parent's weights: not freed
         if o.n_gpu_layers != 0 and _model is None and not _llama._L.llama_supports_gpu_offload():
             log.warning(
                 "n_gpu_layers=%d ignored: this llama.cpp build has no GPU support (see the README's GPU install)",

@@ -152,7 +152,8 @@ class Recognizer:
         timings = timings if timings is not None else Timings()
         rate = self.sample_rate
         total = len(samples) / rate
-        for start, end in split_points(samples, rate, self.options.max_segment_seconds):
+        longest = self.options.max_segment_seconds  # the cut is searched in its last 10 s, or half when shorter
+        for start, end in split_points(samples, rate, longest, search_seconds=min(10.0, longest / 2)):
             segment = engine.segment(samples[start:end], start / rate, hints, timings)
             if progress is not None:
                 progress(end / rate, total)

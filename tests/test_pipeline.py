@@ -157,3 +157,27 @@ def test_hints_that_cannot_go_into_the_prompt_are_refused(exact):
         with pytest.raises(OptionsError):
             rec.create_stream(hints=hints)
     assert rec.engine.hint_problem(["Ada Lovelace", "<im_end>"]) is None
+
+
+def test_the_context_holds_the_longest_segment_with_the_most_hints(tiny_bundle):
+    """The context is sized at load from the prompt as the model tokenizes it: a segment of max_segment_seconds
+    with hints taking up to MAX_HINT_TOKENS and the whole token budget fits (every position used is counted)."""
+    from nim4asr_edge.engine import MAX_HINT_TOKENS
+
+    opts = RecognizerOptions(encoder_precision="fp32", llm_quant="f32", max_segment_seconds=10.0,
+                             max_tokens_per_second=6.0, min_new_tokens=24, hint_check=None, tune_decode_threads=False)
+    with Recognizer(tiny_bundle, opts) as rec:
+        engine = rec.engine
+        hints = []
+        while engine.hint_problem(hints + [f"word{len(hints)}"]) is None:
+            hints.append(f"word{len(hints)}")
+        parts = engine.prompt.render(hints)
+        hint_tokens = sum(len(engine.llm.tokenize(t)) for t in (parts.before, parts.after) if t) - sum(
+            len(engine.llm.tokenize(t)) for t in (engine.prompt.render().before, engine.prompt.render().after) if t)
+        assert MAX_HINT_TOKENS - 8 <= hint_tokens <= MAX_HINT_TOKENS
+        engine.decoder.stop_ids = []  # the random model then generates its whole budget
+        audio = np.random.default_rng(0).standard_normal(10 * rec.sample_rate).astype(np.float32) * 0.1
+        res = rec.transcribe(audio, sample_rate=rec.sample_rate, hints=hints)
+        t = res.timings
+        assert t.generated_tokens == engine.token_budget(10.0) and len(res.segments) == 1
+        assert t.prompt_tokens + t.generated_tokens <= engine.llm.n_ctx < t.prompt_tokens + t.generated_tokens + 256
