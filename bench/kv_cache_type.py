@@ -32,27 +32,11 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "examples"))
 
 from llm_overhead import finish, machine
+from mobile.piper_clips import sentences, synthesise
 
 TYPES = ("f32", "f16", "q8_0")
 CORPUS_SEED = 20261207  # not a seed of any reference training or eval split
 RATE = 16000
-
-
-def _corpus(n: int, seed: int = CORPUS_SEED) -> list[str]:
-    from reference_model.corpus import CorpusGen
-
-    gen = CorpusGen(seed)
-    return [gen.sentence().text for _ in range(n)]
-
-
-def _clips(texts: list[str]) -> list[np.ndarray]:
-    from reference_model.resources import piper_joe
-    from reference_model.tts import PiperEngine
-
-    engine = PiperEngine(*piper_joe())
-    voice = engine.voices()[0]
-    rng = np.random.default_rng(CORPUS_SEED)
-    return [engine.synth(voice, t, rng) for t in texts]
 
 
 def recognition(texts: list[str], clips: list[np.ndarray], threads: int) -> dict:
@@ -115,12 +99,12 @@ def main() -> None:
     a = ap.parse_args()
     info = machine()
     t0 = time.perf_counter()
-    texts = _corpus(a.clips)
+    texts = sentences(a.clips, CORPUS_SEED)
     result = {"benchmark": "bench/kv_cache_type.py", "argv": sys.argv[1:], "machine": info,
               "settings": {"clips": a.clips, "text_sentences": a.text_sentences, "threads": a.threads,
                            "bundle": "nim4asr-ref-en (SmolLM2-135M LLM, Q4_1)", "corpus_seed": CORPUS_SEED},
-              "recognition": recognition(texts, _clips(texts), a.threads),
-              "distributions": distributions(_corpus(a.text_sentences, CORPUS_SEED + 1), a.threads)}
+              "recognition": recognition(texts, synthesise(texts, CORPUS_SEED), a.threads),
+              "distributions": distributions(sentences(a.text_sentences, CORPUS_SEED + 1), a.threads)}
     finish(result, t0, a.out)
 
 

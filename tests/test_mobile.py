@@ -171,3 +171,19 @@ def test_graph_external_data_stays_behind_and_one_quant_is_enough(tmp_path):
     assert not (out.path / "encoder.onnx.data").exists() and "encoder.onnx.data" not in out.manifest.files
     info = out.manifest.extra["mobile"]["quantization"]["q8_0"]
     assert info["copied_from_source"] and out.manifest.llm["files"] == {"q8_0": "llm.q8_0.gguf"}
+
+
+def test_a_graph_with_external_weights_converts_to_the_same_ort_graph(mobile, tmp_path):
+    """Exports above 64 MiB keep their weights beside the graph (onnxruntime maps them): the converter gets both."""
+    import onnx
+
+    src = Bundle.load(TINY).encoder_path(None)
+    ext = tmp_path / "onnx" / "encoder.int8.onnx"
+    ext.parent.mkdir()
+    onnx.save_model(onnx.load(str(src)), str(ext), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="encoder.int8.onnx.data", size_threshold=0)
+    make_bundle.convert_to_ort({"encoder.int8": ext}, tmp_path)
+    feats = np.random.default_rng(0).standard_normal((120, 80)).astype(np.float32)
+    outs = [EncoderSession(p).run(feats) for p in (tmp_path / "encoder.int8.ort", mobile.path / "encoder.int8.ort")]
+    np.testing.assert_array_equal(outs[0].audio_embeds, outs[1].audio_embeds)
+    np.testing.assert_array_equal(outs[0].phoneme_logprobs, outs[1].phoneme_logprobs)

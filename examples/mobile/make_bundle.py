@@ -55,6 +55,7 @@ def convert_to_ort(graphs: dict[str, Path], out_dir: Path, target_platform: str 
 
     Returns the converter settings and the name of the one required-operators config covering every graph."""
     import onnxruntime
+    from nim4asr_export.onnx_export import graph_files
     from onnxruntime.tools.convert_onnx_models_to_ort import (
         OptimizationStyle,
         convert_onnx_models_to_ort,
@@ -65,6 +66,8 @@ def convert_to_ort(graphs: dict[str, Path], out_dir: Path, target_platform: str 
         src.mkdir()
         for stem, path in graphs.items():
             shutil.copyfile(path, src / f"{stem}.onnx")
+            for side in graph_files(path)[1:]:  # external weights keep their names: the graph refers to them
+                shutil.copyfile(side, src / side.name)
         try:
             convert_onnx_models_to_ort(src, output_dir=dst, optimization_styles=[OptimizationStyle.Fixed],
                                        target_platform=target_platform, enable_type_reduction=True)
