@@ -27,7 +27,7 @@ class ThreadChooser:
     Why: llama.cpp's OpenMP threads spin briefly before they sleep (the SDK's default wait policy, see ``_llama``).
     On an idle CPU that makes several threads the fastest choice (full size, 2 threads: 26 tok/s, 1 thread: 20);
     when another process or stream wants a core, the spinning threads wait on each other and 2 threads fall to
-    5.6 tok/s while 1 thread keeps 17 (``bench/omp_wait_policy.py``). The thread count can change between two
+    6.3 tok/s while 1 thread keeps 19 (``bench/omp_wait_policy.py``). The thread count can change between two
     tokens; the wait policy cannot. So: decode with the choice that was faster when last measured; re-measure the
     other every ``explore`` tokens (the interval doubles each time the other loses, up to ``max_explore``), and at
     once when the current choice's recent median has become ``slowdown`` times its median when it was chosen.
@@ -40,7 +40,7 @@ class ThreadChooser:
         if n < 2:
             raise ValueError(f"ThreadChooser needs n >= 2 threads to choose from, got {n}")
         self.n = n
-        self._window, self._probe, self._explore, self._max_explore = window, probe, explore, max_explore
+        self._probe, self._explore, self._max_explore = probe, explore, max_explore
         self._slowdown, self._margin = slowdown, margin
         self._recent = {1: deque([one_s], maxlen=window), n: deque([many_s], maxlen=window)}
         self.current = 1 if one_s < margin * many_s else n  # the threads the next decode uses

@@ -146,7 +146,7 @@ class SegmentEngine:
     def _load_llm(self, path: Path) -> LLMSession:
         """The LLM with a context for the longest segment: its audio tokens, the prompt (counted by the model's own
         tokenizer, so the model loads before the context), the most hint tokens and the token budget."""
-        model = load_model(path, self.options.llm_options(1))
+        model = load_model(path, self.options.llm_options(1))  # loading reads no context size
         try:
             parts = self.prompt.render((), self.options.language)
             prompt = sum(len(model.tokenize(text.encode("utf-8"), add_special=False, parse_special=True))

@@ -46,9 +46,9 @@ class LLMOptions:
     flash_attn: bool = True  # flash attention: faster prefill and decode, smaller buffers; needed for a quantised V cache
     # KV-cache types: "f32" (with flash_attn=False: ~1e-5 parity with PyTorch), "f16", "q8_0"; None (auto): q8_0
     # when flash attention is on and the head sizes are multiples of 32 (q8_0's block), else f16. q8_0 holds the
-    # cache in 53 % of f16's memory (full size, 1024 positions: 60 instead of 112 MiB); on the one trained LLM here
-    # (SmolLM2-135M) its next-token distributions are 0.0035 nats (KL) from f32's, with the same top token at 96 % of
-    # positions and the same WER on synthetic speech (bench/kv_cache_type.py; f16 is identical to f32 there).
+    # cache in 53 % of f16's memory (full size, 1024 positions: 60 instead of 112 MiB); on the reference bundle's
+    # trained SmolLM2-135M its next-token distributions are 0.0035 nats (KL) from f32's, with the same top token at
+    # 96 % of positions and the same WER on synthetic speech (bench/kv_cache_type.py; f16 is identical to f32 there).
     type_k: str | None = None
     type_v: str | None = None  # a quantised V cache needs flash_attn
     # Map the GGUF (True) or read it into memory (False). None (auto): map it unless the weights are repacked
