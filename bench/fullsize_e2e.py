@@ -13,7 +13,7 @@ Configurations:
 * ``encoder_no_prepack``: the defaults with ``EncoderOptions(prepack_weights=False)``;
 * ``encoder_no_arena``: the defaults with ``EncoderOptions(enable_mem_arena=False)`` (every encoder buffer through
   malloc: the default before the arena emptied after each run);
-* ``kv_f16``: the defaults with an f16 KV cache (the default before q8_0).
+* ``kv_f16``, ``kv_q8_0``, ``kv_k_q8_0``: the defaults with the KV cache f16, q8_0, or K q8_0 and V f16.
 
 Peak RSS is the child's ``ru_maxrss`` (load + all transcriptions), and ``peak_rss_gb_so_far`` the process's VmHWM
 after each duration (load + warm-up + the durations up to it); the load average is recorded around each child.
@@ -45,6 +45,8 @@ CONFIGS = {
     "encoder_no_prepack": {"encoder": {"prepack_weights": False}},  # onnxruntime keeps no pre-packed weight copies
     "encoder_no_arena": {"encoder": {"enable_mem_arena": False}},  # every encoder buffer through malloc
     "kv_f16": {"type_k": "f16", "type_v": "f16"},  # the KV cache type before q8_0 became the default
+    "kv_q8_0": {"type_k": "q8_0", "type_v": "q8_0"},  # both halves of the KV cache q8_0
+    "kv_k_q8_0": {"type_k": "q8_0", "type_v": "f16"},  # K q8_0, V f16
 }
 
 
