@@ -56,7 +56,8 @@ class RawLlama:
         out = []
         for key in ("key", "value"):
             n = L.llama_model_meta_val_str(self.model, f"{arch}.attention.{key}_length".encode(), buf, 64)
-            out.append(int(buf.value) if n > 0 else L.llama_model_n_embd(self.model) // L.llama_model_n_head(self.model))
+            per_head = L.llama_model_n_embd(self.model) // L.llama_model_n_head(self.model)
+            out.append(int(buf.value) if n > 0 else per_head)
         return out[0], out[1]
 
     def _context(self, n_ctx, n_batch, n_ubatch, n_threads, n_threads_batch, flash_attn, type_k, type_v) -> None:

@@ -8,8 +8,8 @@ Each cell is a fresh process: load the GGUF, prefill 64 tokens (2 threads; its s
 ``one_busy_process`` (a process spinning on one core for the whole cell: a desktop app or another stream);
 ``busy_after_load`` (that process starts after the load-time tuning, so the choice must change while decoding).
 
-    python bench/omp_wait_policy.py [--gguf /work/fullsize_cache/bundle/llm.q4_k_m.gguf] [--policies PASSIVE,sdk_default]
-        [--threads 1,2,chooser] [--out omp.json]
+    python bench/omp_wait_policy.py [--gguf /work/fullsize_cache/bundle/llm.q4_k_m.gguf]
+        [--policies PASSIVE,sdk_default] [--threads 1,2,chooser] [--out omp.json]
 """
 
 from __future__ import annotations
