@@ -4,7 +4,8 @@ llama.cpp's CPU threads are OpenMP threads, and the policy is read once, when li
 ``GOMP_SPINCOUNT=10000`` unless the environment names a policy or a spin count, see ``nim4asr_edge/_llama.py``).
 Each cell is a fresh process: load the GGUF, prefill 64 tokens (2 threads; its speed is reported), then 3 rounds of
 24 greedy single-token decodes (best and median tok/s) with 1 thread, 2, or the SDK's per-token choice
-(``chooser``: ``LLMSession.tune_decode_threads`` at load, then ``ThreadChooser``). Situations: ``quiet``;
+(``chooser``: ``LLMSession.tune_decode_threads`` at load, then ``ThreadChooser``), then the same prefill again (with
+the chooser, on the prefill threads it chose by then). Situations: ``quiet``;
 ``one_busy_process`` (a process spinning on one core for the whole cell: a desktop app or another stream);
 ``busy_after_load`` (that process starts after the load-time tuning, so the choice must change while decoding).
 
@@ -60,6 +61,10 @@ def child(gguf: str, threads: str, busy_after_load: bool) -> dict:
                 t = time.perf_counter()
                 tokens, _, _ = s.continue_greedy(25, stop_ids=())
                 rates.append((len(tokens) - 1) / (time.perf_counter() - t))  # the last token is not evaluated
+            s.clear()  # the same prefill again, after decoding (the chooser may have moved prefill to 1 thread)
+            t = time.perf_counter()
+            s.eval_tokens(prompt, output_last=True)
+            prefill_after = len(prompt) / (time.perf_counter() - t)
         finally:
             if hog is not None:
                 hog.kill()
@@ -67,7 +72,8 @@ def child(gguf: str, threads: str, busy_after_load: bool) -> dict:
         chooser = getattr(s, "_chooser", None)
     rates.sort()
     return {"best_tok_s": round(rates[-1], 2), "median_tok_s": round(rates[1], 2),
-            "prefill_tok_s": round(prefill, 1), "switches": chooser.switches if chooser else None,
+            "prefill_tok_s": round(prefill, 1), "prefill_after_decoding_tok_s": round(prefill_after, 1),
+            "switches": chooser.switches if chooser else None,
             "threads_at_end": chooser.current if chooser else int(threads)}
 
 

@@ -120,7 +120,7 @@ class LLMSession:
         child = LLMSession(self.path, options or self.options, _model=self._model)
         if self._chooser is not None and options is None:
             child._chooser = self._chooser.copy()
-            child._ctx.set_threads(child._chooser.current, child.options.resolved_threads()[1])
+            child._ctx.set_threads(*child._chooser.threads(child.options.resolved_threads()[1]))
         return child
 
     def __enter__(self) -> "LLMSession":
@@ -245,7 +245,7 @@ class LLMSession:
         many = per_token(n)
         one = per_token(1) if many * 1000 <= small_model_ms else float("inf")
         self._chooser = ThreadChooser(n, one, many)
-        self._ctx.set_threads(self._chooser.current, n_batch)
+        self._ctx.set_threads(*self._chooser.threads(n_batch))
         log.debug("decode threads: %d (%.1f ms/token with %d, %.1f with 1)", self._chooser.current, many * 1e3, n,
                   one * 1e3)
         return self._chooser.current
@@ -442,7 +442,7 @@ class LLMSession:
         self._ctx.decode(self._tok_batch)
         self._n_past += 1
         if self._chooser is not None and self._chooser.record(time.perf_counter() - t):
-            self._ctx.set_threads(self._chooser.current, self.options.resolved_threads()[1])
+            self._ctx.set_threads(*self._chooser.threads(self.options.resolved_threads()[1]))
 
     def _eval_all_logits(self, ids: list[int]) -> list[np.ndarray]:
         """Evaluate ``ids`` (at most ``n_batch``) in one batch; the logits after each of them."""

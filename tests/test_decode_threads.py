@@ -13,10 +13,10 @@ def drive(chooser: ThreadChooser, times: dict[int, float], tokens: int) -> list[
     """Decode ``tokens`` tokens whose time depends only on the thread count; the threads used for each."""
     used = []
     for _ in range(tokens):
-        threads = chooser.current
-        used.append(threads)
-        changed = chooser.record(times[threads])
-        assert changed == (chooser.current != threads)
+        before = chooser.threads(chooser.n)
+        used.append(before[0])
+        changed = chooser.record(times[before[0]])
+        assert changed == (chooser.threads(chooser.n) != before)
     return used
 
 
@@ -44,14 +44,22 @@ def test_contention_moves_to_one_thread_within_a_few_tokens_and_back_when_it_end
     drive(c, {1: 0.050, 2: 0.038}, 90)  # one probe of one thread (tokens 32-35); the next is at 100
     assert c.current == 2
     busy = {1: 0.058, 2: 0.180}  # spinning threads beside a busy process (full size, bench/omp_wait_policy.py)
+    assert c.threads(2) == (2, 2)
     used = drive(c, busy, 20)
     first_one = used.index(1)
     assert first_one <= 5  # the median of the last 6 tokens crosses 1.3x within 4 slow tokens
     assert c.current == 1 and c.switches == 1
+    assert c.threads(2) == (1, 1)  # prefill leaves the busy core too
     used = drive(c, busy, 3000)
     assert used.count(2) < 0.02 * len(used)  # two threads re-measured ever less often while they stay slow
     used = drive(c, {1: 0.050, 2: 0.038}, 1100)  # contention over: the next probe of two threads wins
-    assert c.current == 2 and c.switches == 2
+    assert c.current == 2 and c.switches == 2 and c.threads(2) == (2, 2)
+
+
+def test_a_small_model_decodes_on_one_thread_and_keeps_prefilling_on_all():
+    c = ThreadChooser(2, one_s=0.021, many_s=0.035)  # SmolLM2-135M under passive waiting
+    drive(c, {1: 0.021, 2: 0.035}, 500)
+    assert c.threads(2) == (1, 2) and c.switches == 0
 
 
 def test_a_uniformly_slower_cpu_does_not_make_it_switch_back_and_forth():
