@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -128,12 +128,7 @@ class SegmentEngine:
         for h in hints:
             if llm.tokenize(h, parse_special=True) != llm.tokenize(h, parse_special=False):
                 return f"hint {h!r} contains the text of one of the model's special tokens"
-
-        def tokens(hints: Sequence[str]) -> int:  # the prompt's tokens around the speech, as the decoder reads them
-            parts = self.prompt.render(hints)
-            return sum(len(llm.tokenize(text)) for text in (parts.before, parts.after) if text)
-
-        added = tokens(hints) - tokens(())
+        added = self._prompt_tokens(llm.tokenize, hints) - self._prompt_tokens(llm.tokenize)
         if added > MAX_HINT_TOKENS:
             return f"the hints take {added} LLM tokens; at most {MAX_HINT_TOKENS} fit in the prompt"
         return None
@@ -143,14 +138,18 @@ class SegmentEngine:
         if (problem := self.hint_problem(hints)) is not None:
             raise OptionsError(problem)
 
+    def _prompt_tokens(self, tokenize: Callable[[str], list[int]], hints: Sequence[str] = ()) -> int:
+        """The prompt's tokens around the speech with ``hints``, as the decoder reads them."""
+        parts = self.prompt.render(hints, self.options.language)
+        return sum(len(tokenize(text)) for text in (parts.before, parts.after) if text)
+
     def _load_llm(self, path: Path) -> LLMSession:
         """The LLM with a context for the longest segment: its audio tokens, the prompt (counted by the model's own
         tokenizer, so the model loads before the context), the most hint tokens and the token budget."""
         model = load_model(path, self.options.llm_options(1))  # loading reads no context size
         try:
-            parts = self.prompt.render((), self.options.language)
-            prompt = sum(len(model.tokenize(text.encode("utf-8"), add_special=False, parse_special=True))
-                         for text in (parts.before, parts.after) if text)
+            prompt = self._prompt_tokens(
+                lambda text: model.tokenize(text.encode("utf-8"), add_special=False, parse_special=True))
             o = self.options
             audio = int(o.max_segment_seconds * self.family.token_rate_hz(self.bundle.manifest)) + 1
             output = int(o.max_segment_seconds * o.max_tokens_per_second) + o.min_new_tokens
