@@ -24,7 +24,8 @@ setup(
     package_data={"nim4asr_edge": ["py.typed", "models/*/*", "hotwords/data/*.json",
                                   "server/web/*.html", "server/web/*.css", "server/web/*.js"]},
     # the hotword verifier in C; optional: without a compiler the numpy implementation runs (same results, slower)
-    ext_modules=[Extension("nim4asr_edge.hotwords._align", ["nim4asr_edge/hotwords/_align.c"], optional=True,
+    ext_modules=[Extension("nim4asr_edge.hotwords._align",
+                           ["nim4asr_edge/hotwords/_align.c", "nim4asr_edge/hotwords/_trie.c"], optional=True,
                            extra_compile_args=["-O2"])],
     install_requires=[
         "numpy>=1.24",

@@ -3,7 +3,7 @@ exact matcher against the Aho-Corasick one, and what HNSW settings do to memory 
 
     python bench/hotwords_compact.py store  --n 1000000 --dir /tmp/hw1m       # list -> G2P -> SQLite (timed)
     python bench/hotwords_compact.py derive --dir /tmp/hw1m                   # the derived files from the store
-    python bench/hotwords_compact.py open   --dir /tmp/hw1m                   # open + search RSS, in fresh processes
+    python bench/hotwords_compact.py open   --dir /tmp/hw1m [--posteriors]    # open + search RSS, in fresh processes
     python bench/hotwords_compact.py matchers --dir /tmp/hw1m [--no-ac]       # compact vs Aho-Corasick matcher
     python bench/hotwords_compact.py hnsw   --dir /tmp/hw1m --sub 300000 --settings 128:16:160 64:8:100 ...
 
@@ -133,6 +133,18 @@ def _hypotheses(idx, n: int, seed: int) -> list[list[str]]:
     return out
 
 
+def _posteriors(inventory: list[str], hyp: list[str]) -> np.ndarray:
+    """CTC log-posteriors whose greedy path is ``hyp``: a frame at 0.9 for each symbol, then a blank frame at 0.95
+    (a stand-in for a head's output, so that the search runs the trie over the posteriors)."""
+    from nim4asr_edge.hotwords.g2p import BLANK
+
+    v = len(inventory)
+    lp = np.full((2 * len(hyp), v), 0.05 / (v - 1), np.float32)
+    lp[np.arange(0, 2 * len(hyp), 2), [inventory.index(s) for s in hyp]] = 0.9
+    lp[1::2, inventory.index(BLANK)] = 0.95
+    return np.log(lp)
+
+
 def cmd_open_once(args) -> dict:
     from nim4asr_edge.hotwords import HotwordIndex
 
@@ -142,14 +154,15 @@ def cmd_open_once(args) -> dict:
     t_open = time.perf_counter() - t0
     r_open = rss_mb()
     hyps = _hypotheses(idx, args.searches, 1)
+    lps = [_posteriors(idx.inventory, h) if args.posteriors else None for h in hyps]
     times = []
-    for h in hyps:
+    for h, lp in zip(hyps, lps):
         t = time.perf_counter()
-        idx.search(h)
+        idx.search(h, logprobs=lp)
         times.append(time.perf_counter() - t)
     res = {"open_s": round(t_open, 2), "rss_before_mb": round(r0), "rss_open_mb": round(r_open),
            "rss_after_searches_mb": round(rss_mb()), "peak_rss_mb": round(peak_mb()), "searches": len(hyps),
-           "search_ms_p50": round(float(np.median(times)) * 1000, 2)}
+           "with_posteriors": args.posteriors, "search_ms_p50": round(float(np.median(times)) * 1000, 2)}
     idx.close()
     return res
 
@@ -157,8 +170,9 @@ def cmd_open_once(args) -> dict:
 def cmd_open(args) -> dict:
     runs = []
     for _ in range(args.repeat):
-        p = subprocess.run([sys.executable, __file__, "open-once", "--dir", args.dir, "--searches", str(args.searches)],
-                           capture_output=True, text=True, check=True)
+        p = subprocess.run([sys.executable, __file__, "open-once", "--dir", args.dir, "--searches", str(args.searches),
+                            *(["--posteriors"] if args.posteriors else [])], capture_output=True, text=True,
+                           check=True)
         runs.append(json.loads(p.stdout))
     return {"mode": "open", "dir": args.dir, "runs": runs, "load": load()}
 
@@ -352,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--dir", required=True)
         p.add_argument("--searches", type=int, default=50)
         p.add_argument("--repeat", type=int, default=3)
+        p.add_argument("--posteriors", action="store_true",
+                       help="search with stand-in CTC posteriors (the posterior verifier and the trie run)")
     for name in ("matchers", "matcher-once"):
         p = sub.add_parser(name)
         p.add_argument("--dir", required=True)

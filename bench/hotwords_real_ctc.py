@@ -1,4 +1,4 @@
-"""Hotword retrieval on real CTC output: the greedy verifier against the posterior verifier, side by side.
+"""Hotword retrieval on real CTC output: the greedy and posterior verifiers and candidate sources, side by side.
 
     cd examples && NIM4ASR_REF_WORK=DIR PYTHONPATH=. python ../bench/hotwords_real_ctc.py --base-dir /tmp/hw1m \\
         > ../bench/results/hotwords_real_ctc_posterior.json
@@ -12,13 +12,15 @@ false hints per point, on the tune clips) and reported on the report split.
 
 Stores: the clips' own entities (both splits) alone; 10,000 generated entities plus them; ``--base-dir``, an index
 built by ``hotwords_bench.py`` (1M generated entities; copied, not changed), plus them. Modes, on the same clips:
-exact matching only (the paper's method), the greedy verifier (edit distance against the greedy string, the
-previous default), the posterior verifier (CTC keyword cost over the posteriors, the default with posteriors), and
-its candidate bound (every verified candidate accepted: the ceiling of any threshold). Reported per mode: share of
-the clips' entity mentions among the top-K hits ("hint recall"), hits per entity-free clip (false hints), other
-hits per clip with entities, search time per clip. ``utterances``: report clips concatenated into 10-s utterances,
-encoded whole, searched by both verifiers in alternation on 1 and 2 threads (``--threads``): time per 10-s
-utterance, p50 / p90.
+exact matching only (the paper's method), the greedy verifier (edit distance against the greedy string), the
+posterior verifier (CTC keyword cost over the posteriors) with candidates from the HNSW neighbours of greedy windows
+(``posterior_windows_previous``: the previous default, with its rule; ``posterior_windows``: today's rule), from
+token passing over the phoneme trie (``posterior_trie``), from both, and as shipped (``posterior``: ``auto``), and
+the shipped mode's candidate bound (every candidate accepted: the ceiling of any threshold; top 1000). Reported per
+mode: share of the clips' entity mentions among the top-K hits ("hint recall"), hits per entity-free clip (false
+hints), other hits per clip with entities, search time per clip. ``utterances``: report clips concatenated into
+10-s utterances, encoded whole, searched by the greedy verifier, the previous posterior default and the shipped one
+in alternation on 1 and 2 threads (``--threads``): time per 10-s utterance, p50 / p90.
 """
 
 from __future__ import annotations
@@ -104,6 +106,11 @@ def main() -> None:
                 posterior = dataclasses.replace(base, verifier="posterior", **overrides)
                 modes = {"exact_aho_corasick": dataclasses.replace(base, approximate=False),
                          "greedy": dataclasses.replace(base, verifier="greedy"),
+                         "posterior_windows_previous": dataclasses.replace(
+                             posterior, posterior_candidates="windows", keyword_cost_per_phoneme=0.4),
+                         "posterior_windows": dataclasses.replace(posterior, posterior_candidates="windows"),
+                         "posterior_trie": dataclasses.replace(posterior, posterior_candidates="trie"),
+                         "posterior_trie+windows": dataclasses.replace(posterior, posterior_candidates="trie+windows"),
                          "posterior": posterior,
                          "posterior_candidate_bound": dataclasses.replace(
                              posterior, keyword_cost_per_phoneme=1.0, keyword_free_offset=-MAXF, min_score=1e-6)}
@@ -133,6 +140,7 @@ def main() -> None:
 
 
 MAXF = 64.0  # a free-phoneme offset that gives every entry length an allowance
+TIMED = ("greedy", "posterior_windows_previous", "posterior")  # modes timed on 10-s utterances
 
 
 def _encode(n_utterances: int, cache: str | None) -> tuple[list[Clip], list[tuple[tuple[str, ...], np.ndarray]],
@@ -198,12 +206,12 @@ def _score(idx, clips: list[Clip], opt, top_k: int, normalize, timing: bool = Tr
 
 
 def _time_utterances(idx, utterances, modes: dict, threads: list[int], repeats: int) -> dict:
-    """Per 10-s utterance search time of the greedy and the posterior verifier, alternating, on each thread count."""
+    """Per 10-s utterance search time of the :data:`TIMED` modes, alternating, on each thread count."""
     out: dict = {"utterances": len(utterances), "seconds": UTTERANCE_S,
                  "phonemes_p50": float(np.median([len(s) for s, _ in utterances]))}
     for n in threads:
-        ms: dict[str, list[float]] = {"greedy": [], "posterior": []}
-        hits: dict[str, int] = {"greedy": 0, "posterior": 0}
+        ms: dict[str, list[float]] = {m: [] for m in TIMED}
+        hits: dict[str, int] = {m: 0 for m in TIMED}
         opts = {m: dataclasses.replace(modes[m], threads=n) for m in ms}
         for symbols, lp in utterances:
             for m in ms:  # warm-up: the graph's pages, the ef setting

@@ -215,7 +215,9 @@ def test_one_hot_posteriors_score_edits_in_units_of_the_cap(tmp_path):
         dropped = [s for s in heard if s not in ("l", "ɪ")]  # two deletions
         (hit,) = idx.search(dropped, options=posterior)
         assert hit.text == "Zorblax" and hit.score == pytest.approx(1 - 2 / 8)
-        assert idx.search(dropped, options=dataclasses.replace(posterior, keyword_cost_per_phoneme=0.3)) == []
+        assert idx.search(dropped, options=dataclasses.replace(posterior, text_keyword_cost_per_phoneme=0.3)) == []
+        # text evidence has a slope of its own: the one for CTC posteriors does not apply
+        assert idx.search(dropped, options=dataclasses.replace(posterior, keyword_cost_per_phoneme=0.3)) != []
 
 
 def test_options_choose_the_verifier():

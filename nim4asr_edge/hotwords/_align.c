@@ -277,9 +277,12 @@ kdone:
     return result;
 }
 
+PyObject *trie_keyword(PyObject *self, PyObject *args); /* _trie.c */
+
 static PyMethodDef methods[] = {
     {"align", align, METH_VARARGS, "Edit cost of each entry against the best prefix of its text (see verify.py)."},
     {"keyword", keyword, METH_VARARGS, "CTC keyword cost of each entry in its frame window (see ctc_score.py)."},
+    {"trie_keyword", trie_keyword, METH_VARARGS, "Entries found by token passing over a phoneme trie (see trie.py)."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_align", NULL, -1, methods};

@@ -1,9 +1,9 @@
 """The derived search state of a :class:`~.index.HotwordIndex`: building it from the store, writing it, opening it.
 
 :class:`DerivedState` (inherited by ``HotwordIndex``, after :class:`~.search.IndexSearch`) owns the entry table,
-the exact matcher and the HNSW graph: :meth:`~DerivedState._derive_all` builds them from the store,
+the exact matcher, the HNSW graph and the phoneme trie: :meth:`~DerivedState._derive_all` builds them from the store,
 :meth:`~DerivedState._append` adds new entries, :meth:`~DerivedState._save_derived` writes them (files.py) and maps
-the written matcher and entry table back, so that after a build or an edit, as after an open, only the graph
+the written matcher, entry table and trie back, so that after a build or an edit, as after an open, only the graph
 lives in anonymous memory.
 """
 
@@ -21,6 +21,7 @@ from .embed import embed
 from .entries import EntryTable
 from .matcher import ExactMatcher
 from .search import IndexSearch
+from .trie import PhonemeTrie
 
 __all__ = ["COMPACT_FROM", "COMPACT_OPTIONS", "DerivedState"]
 
@@ -114,12 +115,15 @@ class DerivedState(IndexSearch):
             if renumber:
                 self._renumber(path)
 
-        files.save_derived(self.directory, gen, write_graph, self._matcher, self._entries, options=self.options,
+        ent = self._entries
+        trie = PhonemeTrie.build(ent.offsets, ent.flat, np.flatnonzero(ent.live), self._boundary)
+        files.save_derived(self.directory, gen, write_graph, self._matcher, ent, trie, options=self.options,
                            ef=self.search_options.ef, inventory=self.inventory, g2p_name=store.g2p_name,
                            spec=self._spec, elements=self._hnsw.element_count)
         names = files.derived_names(gen)
         self._entries = EntryTable.load(self.directory / names["entries"])
         self._matcher = ExactMatcher.load(self.directory / names["matcher"], self._boundary)
+        self._set_trie(PhonemeTrie.load(self.directory / names["trie"]))
         self.generation = gen
 
     def _renumber(self, path: Path) -> None:
@@ -139,8 +143,11 @@ class DerivedState(IndexSearch):
 
     def _load_derived(self, sidecar: dict, verify: str) -> None:
         store = self._require_open()
-        self._entries, self._matcher, self._hnsw, self.huge_pages = files.load_derived(
+        self._entries, self._matcher, self._hnsw, self.huge_pages, trie = files.load_derived(
             self.directory, sidecar, verify, store, self.inventory, self._spec, self._boundary)
+        self._trie = None
+        if trie is not None:
+            self._set_trie(trie)
         self._ns_of = None
         self._ns_exact.clear()
         self.generation = store.generation

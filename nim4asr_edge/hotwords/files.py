@@ -31,6 +31,7 @@ from .graph import SPACE, load_graph
 from .matcher import ExactMatcher
 from .options import IndexOptions
 from .store import STORE_FILE, HotwordStore
+from .trie import PhonemeTrie
 
 __all__ = ["SIDECAR", "StaleIndex", "derived_names", "load_derived", "read_sidecar",
            "save_derived", "sha256"]
@@ -38,7 +39,7 @@ __all__ = ["SIDECAR", "StaleIndex", "derived_names", "load_derived", "read_sidec
 SIDECAR = "index.json"
 INDEX_FORMAT = "nim4asr-hotword-index"
 INDEX_VERSION = 2
-_DERIVED_PREFIXES = ("index.g", "matcher.g", "entries.g")
+_DERIVED_PREFIXES = ("index.g", "matcher.g", "entries.g", "trie.g")
 
 
 class StaleIndex(Exception):
@@ -66,11 +67,11 @@ def read_sidecar(directory: Path) -> tuple[dict, IndexOptions]:
 def derived_names(generation: int) -> dict[str, str]:
     """File names of the derived files of store generation ``generation``, by kind."""
     return {"hnsw": f"index.g{generation}.hnsw", "matcher": f"matcher.g{generation}.bin",
-            "entries": f"entries.g{generation}.bin"}
+            "entries": f"entries.g{generation}.bin", "trie": f"trie.g{generation}.bin"}
 
 
 def save_derived(directory: Path, generation: int, write_graph: Callable[[Path], None], matcher: ExactMatcher,
-                 entries: EntryTable, *, options: IndexOptions, ef: int, inventory: Sequence[str], g2p_name: str,
+                 entries: EntryTable, trie: PhonemeTrie, *, options: IndexOptions, ef: int, inventory: Sequence[str], g2p_name: str,
                  spec: EmbeddingSpec, elements: int) -> None:
     """Write the derived files of store generation ``generation``, then the sidecar; delete older generations.
 
@@ -88,7 +89,7 @@ def save_derived(directory: Path, generation: int, write_graph: Callable[[Path],
             matcher.save(str(tmp))
         else:
             with open(tmp, "wb") as f:
-                entries.save(f)
+                (entries if kind == "entries" else trie).save(f)
         fsync_file(tmp)
         os.replace(tmp, d / name)
         files[kind] = {"name": name, "size": (d / name).stat().st_size, "sha256": sha256(d / name)}
@@ -114,8 +115,9 @@ def save_derived(directory: Path, generation: int, write_graph: Callable[[Path],
 
 def load_derived(directory: Path, sidecar: dict, verify: str, store: HotwordStore, inventory: Sequence[str],
                  spec: EmbeddingSpec, boundary: int,
-                 ) -> tuple[EntryTable, ExactMatcher, hnswlib.Index, threading.Thread | None]:
-    """The entry table, matcher and graph described by ``sidecar``, with the graph's huge-pages thread (graph.py).
+                 ) -> tuple[EntryTable, ExactMatcher, hnswlib.Index, threading.Thread | None, PhonemeTrie | None]:
+    """The entry table, matcher and graph described by ``sidecar``, with the graph's huge-pages thread (graph.py),
+    and the phoneme trie (None in an index written before the trie existed: the search builds it in memory).
 
     StaleIndex if they do not match the store (generation, inventory, embedding, entry count) or a file is missing,
     of another size, unreadable, or (``verify="full"``) does not match its sha256.
@@ -135,7 +137,9 @@ def load_derived(directory: Path, sidecar: dict, verify: str, store: HotwordStor
     if sidecar.get("space") != SPACE or EmbeddingSpec.from_json(sidecar["embedding"]) != spec:
         raise StaleIndex("index uses a different space or embedding than this SDK")
     paths = {}
-    for kind in ("hnsw", "matcher", "entries"):
+    for kind in ("hnsw", "matcher", "entries", "trie"):
+        if kind == "trie" and kind not in sidecar["files"]:
+            continue
         info = sidecar["files"][kind]
         p = d / info["name"]
         if not p.is_file():
@@ -149,6 +153,7 @@ def load_derived(directory: Path, sidecar: dict, verify: str, store: HotwordStor
     try:
         entries = EntryTable.load(paths["entries"])
         matcher = ExactMatcher.load(str(paths["matcher"]), boundary)
+        trie = PhonemeTrie.load(paths["trie"]) if "trie" in paths else None
     except HotwordError as exc:
         raise StaleIndex(str(exc)) from None
     try:
@@ -159,4 +164,6 @@ def load_derived(directory: Path, sidecar: dict, verify: str, store: HotwordStor
         raise StaleIndex("HNSW element count disagrees with the sidecar")
     if entries.live_count() != store.count():
         raise StaleIndex("entry count disagrees with the store")
-    return entries, matcher, graph, huge_pages
+    if trie is not None and len(trie.rows) and int(trie.rows.max()) >= len(entries.ids):
+        raise StaleIndex("the phoneme trie names entries the entry table lacks")
+    return entries, matcher, graph, huge_pages, trie

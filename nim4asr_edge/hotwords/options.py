@@ -16,6 +16,11 @@ __all__ = ["MAX_PHONEMES", "VERIFIERS", "IndexOptions", "SearchOptions", "cost_f
 
 MAX_PHONEMES = 64  # longer entries are refused (a hotword, not a sentence)
 VERIFIERS = ("auto", "posterior", "greedy")  # SearchOptions.verifier
+POSTERIOR_CANDIDATES = ("auto", "trie+windows", "trie", "windows")  # SearchOptions.posterior_candidates
+# From this many entries "auto" takes posterior candidates from the trie alone: at 1M the window lookups cost ~4 ms
+# of a ~5 ms search per clip and added 2 points of hint recall (tune split of bench/hotwords_real_ctc.py); at 10k
+# they cost ~2 ms and added 5 points. Only 10k and 1M were measured.
+TRIE_ALONE_FROM = 500_000
 FREE_AT_1M, FREE_PER_DECADE, FREE_MIN, FREE_MAX = 5.5, 1.0, 2.0, 6.5  # cost_free_for (bench/hotwords_size_sweep.py;
 # 10M: docs/HOTWORDS.md)
 
@@ -81,10 +86,19 @@ class SearchOptions:
     # search is given log-posteriors, greedy for a bare phoneme string
     frame_cap: float = 6.0  # nats: the most one frame may cost the posterior verifier (ctc_score.frame_costs)
     frame_margin: int = 10  # frames searched beyond a candidate's greedy span on each side (10 = 200 ms at 50 Hz)
-    keyword_cost_per_phoneme: float = 0.4  # posterior rule: allowance per phoneme beyond the free ones, x frame_cap
-    # (tuned on the tune split of bench/hotwords_real_ctc.py: 10k entries, false hints 0.30 -> 0.04 for -0.04 recall)
+    keyword_cost_per_phoneme: float = 0.35  # posterior rule: allowance per phoneme beyond the free ones, x frame_cap
+    # (tuned on the tune split of bench/hotwords_real_ctc.py with trie candidates: at 1M, 0.4 gave 0.49 false hints
+    # per entity-free clip, 0.35 gave 0.20 for 2 points of hint recall; docs/HOTWORDS.md)
+    text_keyword_cost_per_phoneme: float = 0.4  # the same over one-hot posteriors of a transcript's G2P (text
+    # evidence; in edits: the value keyword_cost_per_phoneme had before the trie, not tuned again)
     keyword_free_offset: float = 0.0  # posterior rule: phonemes earning no allowance beyond cost_free_phonemes
     posterior_min_window: int = 4  # posterior: shortest greedy window looked up (the head deletes phonemes)
+    posterior_candidates: str = "auto"  # with CTC posteriors, where the posterior verifier's candidates come
+    # from: "windows" (HNSW neighbours of greedy windows), "trie" (every entry's keyword path followed through the
+    # frames, trie.py: finds entries whose phonemes the greedy string lost), "trie+windows" (both); "auto": both
+    # below TRIE_ALONE_FROM entries, the trie alone from there (resolved by for_entries)
+    trie_prefix_rate: float = 1.2  # trie search: a partial path of k phonemes may cost rate x k + slack nats
+    trie_prefix_slack: float = 3.0
 
     def __post_init__(self) -> None:
         if self.candidates < 1 or self.ef < self.candidates:
@@ -101,14 +115,25 @@ class SearchOptions:
             raise ValueError(f"verifier must be one of {', '.join(VERIFIERS)}, got {self.verifier!r}")
         if not self.frame_cap > 0.0 or self.frame_margin < 0:
             raise ValueError(f"need frame_cap > 0 and frame_margin >= 0, got {self.frame_cap}, {self.frame_margin}")
-        if not 0.0 < self.keyword_cost_per_phoneme <= 1.0:
-            raise ValueError(f"keyword_cost_per_phoneme must be in (0, 1], got {self.keyword_cost_per_phoneme}")
+        if self.posterior_candidates not in POSTERIOR_CANDIDATES:
+            raise ValueError(f"posterior_candidates must be one of {', '.join(POSTERIOR_CANDIDATES)}, got "
+                             f"{self.posterior_candidates!r}")
+        if self.trie_prefix_rate < 0.0 or self.trie_prefix_slack < 0.0:
+            raise ValueError(f"need trie_prefix_rate, trie_prefix_slack >= 0, got {self.trie_prefix_rate}, "
+                             f"{self.trie_prefix_slack}")
+        for name in ("keyword_cost_per_phoneme", "text_keyword_cost_per_phoneme"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
 
     def for_entries(self, n: int) -> SearchOptions:
-        """These options for a search over ``n`` entries: ``cost_free_phonemes`` resolved if it is None."""
-        if self.cost_free_phonemes is not None:
-            return self
-        return dataclasses.replace(self, cost_free_phonemes=cost_free_for(n))
+        """These options for a search over ``n`` entries: ``cost_free_phonemes`` resolved if it is None, and
+        ``posterior_candidates`` if it is "auto"."""
+        out = self
+        if self.cost_free_phonemes is None:
+            out = dataclasses.replace(out, cost_free_phonemes=cost_free_for(n))
+        if self.posterior_candidates == "auto":
+            out = dataclasses.replace(out, posterior_candidates="trie" if n >= TRIE_ALONE_FROM else "trie+windows")
+        return out
 
     def max_cost(self, nphon: np.ndarray) -> np.ndarray:
         """Largest edit cost an approximate hit on entries of `nphon` phonemes may have (negative: none)."""
@@ -120,15 +145,17 @@ class SearchOptions:
             limit = np.minimum(limit, self.max_cost_per_phoneme * (n - self.cost_free_phonemes))
         return limit
 
-    def max_keyword_cost(self, nphon: np.ndarray) -> np.ndarray:
+    def max_keyword_cost(self, nphon: np.ndarray, one_hot: bool = False) -> np.ndarray:
         """Largest CTC keyword cost (nats) an approximate hit on entries of `nphon` phonemes may have under the
-        posterior verifier: ``frame_cap * min((1 - min_score) n, keyword_cost_per_phoneme (n - free))``, free =
-        ``cost_free_phonemes + keyword_free_offset`` (negative: none)."""
+        posterior verifier: ``frame_cap * min((1 - min_score) n, slope (n - free))``, free = ``cost_free_phonemes +
+        keyword_free_offset``, slope ``keyword_cost_per_phoneme`` (``text_keyword_cost_per_phoneme`` for
+        ``one_hot`` posteriors of text); negative: none."""
         n = np.asarray(nphon, np.float64)
         if self.cost_free_phonemes is None:
             raise ValueError("cost_free_phonemes is None (by list size): resolve it with for_entries(n) first")
         free = self.cost_free_phonemes + self.keyword_free_offset
-        return self.frame_cap * np.minimum((1.0 - self.min_score) * n, self.keyword_cost_per_phoneme * (n - free))
+        slope = self.text_keyword_cost_per_phoneme if one_hot else self.keyword_cost_per_phoneme
+        return self.frame_cap * np.minimum((1.0 - self.min_score) * n, slope * (n - free))
 
     def resolve_verifier(self, has_posteriors: bool) -> str:
         """The verifier a search runs: ``"posterior"`` or ``"greedy"``."""

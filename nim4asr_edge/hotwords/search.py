@@ -40,11 +40,13 @@ from .hits import HotwordHit
 from .matcher import ExactMatcher
 from .options import MAX_PHONEMES, SearchOptions
 from .store import HotwordStore
+from .trie import PhonemeTrie, trie_keyword_search
 from .verifiers import (
     Best,
     FrameEvidence,
     frame_evidence,
     length_bound,
+    record_keyword_hits,
     verify_greedy,
     verify_posterior,
 )
@@ -77,6 +79,7 @@ class IndexSearch:
     _costs: PhonemeCosts | None
     _sub_cost: np.ndarray | None
     _neighbour_lookup: KnnFn | None = None  # replaces the graph in the approximate stage (set_neighbour_lookup)
+    _trie: tuple[tuple[int, int], PhonemeTrie] | None = None  # (entry table identity, rows) -> its live entries' trie
 
     @property
     def g2p(self) -> G2P:
@@ -157,8 +160,43 @@ class IndexSearch:
         if opt.exact:
             self._exact(hyp, ns_id, best)
         if opt.approximate and live:
-            self._approximate(hyp, opt, ns_id, live, best, cache, evidence)
+            from_posteriors = evidence is not None and not evidence.one_hot
+            if not from_posteriors or opt.posterior_candidates != "trie":
+                self._approximate(hyp, opt, ns_id, live, best, cache, evidence)
+            if from_posteriors and opt.posterior_candidates != "windows":
+                self._trie_candidates(hyp, evidence, opt, ns_id, best)
         return self._rank(best, top_k)
+
+    def phoneme_trie(self) -> PhonemeTrie:
+        """The prefix trie of the live entries' phonemes (trie.py): the saved one, else built in memory on first use
+        and after entries are added without saving (removed entries are filtered from its hits)."""
+        ent = self._entries
+        if self._trie is None or self._trie[0] != (id(ent), len(ent.ids)):
+            self._set_trie(PhonemeTrie.build(ent.offsets, ent.flat, np.flatnonzero(ent.live), self._boundary))
+        return self._trie[1]
+
+    def _set_trie(self, trie: PhonemeTrie) -> None:
+        """Use ``trie``, built from the current entry table."""
+        self._trie = ((id(self._entries), len(self._entries.ids)), trie)
+
+    def _trie_candidates(self, hyp: np.ndarray, evidence: FrameEvidence, opt: SearchOptions, ns_id: int | None, best: Best) -> None:
+        """Entries found by token passing over the posteriors (trie.py), recorded by the posterior verifier's rule."""
+        ent = self._entries
+        limit = opt.max_keyword_cost(np.arange(256))
+        limit[: opt.approx_min_phonemes] = -1.0  # shorter entries are matched exactly only
+        rows, cost, first, last = trie_keyword_search(self.phoneme_trie(), evidence.costs, self._blank,
+                                                      self._boundary, limit, opt.trie_prefix_rate,
+                                                      opt.trie_prefix_slack)
+        # the head must have emitted at least half of the entry's phonemes inside its path, and at least as many as
+        # the shortest window the windows stage looks up: no hit on speech the greedy string has nothing of
+        phonemes = np.concatenate([[0], np.cumsum(hyp != self._boundary)])
+        emitted = phonemes[np.searchsorted(evidence.frames, last, side="right")] - \
+            phonemes[np.searchsorted(evidence.frames, first, side="left")]
+        keep = ent.live[rows] & (emitted >= min(opt.posterior_min_window, opt.approx_min_phonemes))
+        keep &= 2 * emitted >= ent.nphon[rows]
+        if ns_id is not None:
+            keep &= ent.ns[rows] == ns_id
+        record_keyword_hits(best, ent, evidence, rows[keep], cost[keep], first[keep], last[keep], opt)
 
     def _greedy_frames(self, hyp: np.ndarray, logprobs: np.ndarray) -> np.ndarray:
         """The frame of each symbol of ``hyp`` in the greedy path of ``logprobs`` (HotwordError unless ``hyp`` is

@@ -23,7 +23,7 @@ from .options import MAX_PHONEMES, SearchOptions
 from .verify import PAD, align_scores
 
 __all__ = ["Best", "FrameEvidence", "entry_matrix", "first_pairs", "frame_evidence", "length_bound", "merge_windows",
-           "verify_greedy", "verify_posterior"]
+           "record_keyword_hits", "verify_greedy", "verify_posterior"]
 
 Best = dict[int, tuple[float, int, int, str]]  # entry row -> (score, start, end, method) of its best hit so far
 
@@ -121,15 +121,24 @@ def verify_posterior(ent: EntryTable, hyp: np.ndarray, evidence: FrameEvidence, 
     emat, elen = entry_matrix(ent, rows)
     states, skip, nstates = ctc_score.keyword_states(emat, elen, blank, boundary, evidence.costs.shape[1] - 1)
     nphon = np.maximum(ent.nphon[rows], 1)
-    limit = (opt.max_keyword_cost(nphon) + 1e-4).astype(np.float32)  # paths over it are dropped early
+    limit = (opt.max_keyword_cost(nphon, evidence.one_hot) + 1e-4).astype(np.float32)  # paths over it are dropped
     cost, first, final = ctc_score.keyword_costs(evidence.costs, states, skip, nstates, lo, hi, opt.threads, limit)
+    record_keyword_hits(best, ent, evidence, rows, cost, first, final, opt)
+
+
+def record_keyword_hits(best: Best, ent: EntryTable, evidence: FrameEvidence, rows: np.ndarray, cost: np.ndarray,
+                        first: np.ndarray, last: np.ndarray, opt: SearchOptions) -> None:
+    """Record the entry rows whose keyword ``cost`` (path over frames ``first..last``) the posterior rule accepts;
+    a hit's span is the hypothesis symbols emitted inside its path's frames."""
+    nphon = np.maximum(ent.nphon[rows], 1)
+    accept = cost <= (opt.max_keyword_cost(nphon, evidence.one_hot) + 1e-4).astype(np.float32)
     score = 1.0 - cost / (opt.frame_cap * nphon)
-    accept = cost <= limit
+    frames = evidence.frames
     start = np.searchsorted(frames, first, side="left")
-    end = np.maximum(np.searchsorted(frames, final, side="right"), start)
-    for r, sc, s, e, ok in zip(rows.tolist(), score.tolist(), start.tolist(), end.tolist(), accept.tolist()):
-        if ok:
-            _record(best, r, sc, s, e)
+    end = np.maximum(np.searchsorted(frames, last, side="right"), start)
+    for r, sc, s, e in zip(rows[accept].tolist(), score[accept].tolist(), start[accept].tolist(),
+                           end[accept].tolist()):
+        _record(best, r, sc, s, e)
 
 
 def merge_windows(rows: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
