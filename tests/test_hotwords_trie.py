@@ -200,3 +200,24 @@ def test_options_choose_the_candidate_source_by_list_size():
         SearchOptions(posterior_candidates="graph")
     with pytest.raises(ValueError, match="trie_prefix"):
         SearchOptions(trie_prefix_rate=-1.0)
+
+
+def test_the_graph_loads_only_when_a_search_needs_it(tmp_path):
+    g = WordsG2P()
+    spoken = g.phonemize(["meet zorblax at the park"])[0]
+    lp = posteriors(spoken)
+    hyp = greedy(lp)
+    d = tmp_path / "i"
+    HotwordIndex.build(["Zorblax", "Quintaro"], d, g, INV).close()
+    with HotwordIndex.open(d, on_stale="error") as idx:
+        assert idx.stats()["hnsw"] == {**idx.stats()["hnsw"], "elements": 2, "loaded": False}
+        hits = idx.search(hyp, logprobs=lp, options=SearchOptions(posterior_candidates="trie"))
+        assert [h.text for h in hits] == ["Zorblax"] and not idx.stats()["hnsw"]["loaded"]
+        assert [h.text for h in idx.search(g.phonemize(["zorblix"])[0])] == ["Zorblax"]  # greedy: the windows
+        assert idx.stats()["hnsw"]["loaded"]
+    # a graph file that is not one (same size) is caught by its header on open, not at the first search
+    side = json.loads((d / "index.json").read_text())
+    path = d / side["files"]["hnsw"]["name"]
+    path.write_bytes(bytes(path.stat().st_size))
+    with pytest.raises(HotwordError, match="does not match its store"):
+        HotwordIndex.open(d, on_stale="error")

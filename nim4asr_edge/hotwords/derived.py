@@ -63,19 +63,20 @@ class DerivedState(IndexSearch):
         nphon = [int(np.count_nonzero(s != self._boundary)) for s in seqs]
         self._entries.append(ids, seqs, nphon, namespaces, weights)
         vecs = embed(seqs, len(self.inventory), self._spec)
-        if self._hnsw is None:
-            self._hnsw = graph.new_graph(self.options, max(1024, len(ids)))
-        need = self._hnsw.element_count + len(ids)
-        if need > self._hnsw.get_max_elements():
-            self._hnsw.resize_index(max(need, int(self._hnsw.get_max_elements() * 1.5)))
-        self._hnsw.add_items(vecs, np.asarray(ids, np.int64), num_threads=self.options.threads or -1)
+        g = self._graph()
+        if g is None:
+            g = self._hnsw = graph.new_graph(self.options, max(1024, len(ids)))
+        need = g.element_count + len(ids)
+        if need > g.get_max_elements():
+            g.resize_index(max(need, int(g.get_max_elements() * 1.5)))
+        g.add_items(vecs, np.asarray(ids, np.int64), num_threads=self.options.threads or -1)
         if matcher:
             self._matcher.add(zip(ids, seqs))
 
     def _derive_all(self, progress: bool) -> None:
         """(Re)build every derived structure from the store."""
         store = self._require_open()
-        self._hnsw = None
+        self._hnsw, self._graph_loader = None, None
         self._entries = EntryTable.empty()
         total = sum(store.counts().values())
         if self.options_by_size and total >= COMPACT_FROM:
@@ -110,8 +111,10 @@ class DerivedState(IndexSearch):
         store = self._require_open()
         gen = store.generation
 
+        g = self._graph()
+
         def write_graph(path: Path) -> None:
-            self._hnsw.save_index(str(path))
+            g.save_index(str(path))
             if renumber:
                 self._renumber(path)
 
@@ -143,8 +146,9 @@ class DerivedState(IndexSearch):
 
     def _load_derived(self, sidecar: dict, verify: str) -> None:
         store = self._require_open()
-        self._entries, self._matcher, self._hnsw, self.huge_pages, trie = files.load_derived(
+        self._entries, self._matcher, loader, trie = files.load_derived(
             self.directory, sidecar, verify, store, self.inventory, self._spec, self._boundary)
+        self._hnsw, self._graph_loader = None, loader
         self._trie = None
         if trie is not None:
             self._set_trie(trie)

@@ -27,19 +27,24 @@ from ..durable import fsync_dir, fsync_file
 from ..errors import HotwordError
 from .embed import EmbeddingSpec
 from .entries import EntryTable
+from . import hnsw_layout
 from .graph import SPACE, load_graph
+from .hnsw_layout import LayoutError
 from .matcher import ExactMatcher
 from .options import IndexOptions
 from .store import STORE_FILE, HotwordStore
 from .trie import PhonemeTrie
 
-__all__ = ["SIDECAR", "StaleIndex", "derived_names", "load_derived", "read_sidecar",
+__all__ = ["SIDECAR", "GraphLoader", "StaleIndex", "derived_names", "load_derived", "read_sidecar",
            "save_derived", "sha256"]
 
 SIDECAR = "index.json"
 INDEX_FORMAT = "nim4asr-hotword-index"
 INDEX_VERSION = 2
 _DERIVED_PREFIXES = ("index.g", "matcher.g", "entries.g", "trie.g")
+
+
+GraphLoader = Callable[[], tuple[hnswlib.Index, "threading.Thread | None"]]
 
 
 class StaleIndex(Exception):
@@ -115,9 +120,12 @@ def save_derived(directory: Path, generation: int, write_graph: Callable[[Path],
 
 def load_derived(directory: Path, sidecar: dict, verify: str, store: HotwordStore, inventory: Sequence[str],
                  spec: EmbeddingSpec, boundary: int,
-                 ) -> tuple[EntryTable, ExactMatcher, hnswlib.Index, threading.Thread | None, PhonemeTrie | None]:
-    """The entry table, matcher and graph described by ``sidecar``, with the graph's huge-pages thread (graph.py),
-    and the phoneme trie (None in an index written before the trie existed: the search builds it in memory).
+                 ) -> tuple[EntryTable, ExactMatcher, GraphLoader, PhonemeTrie | None]:
+    """The entry table, matcher, a loader of the graph and the phoneme trie described by ``sidecar`` (the trie is
+    None in an index written before it existed: the search builds it in memory).
+
+    The graph is loaded when first needed (``loader()`` returns it with its huge-pages thread, graph.py; a search
+    with CTC posteriors over a large index may never need it); here only its header is checked against the sidecar.
 
     StaleIndex if they do not match the store (generation, inventory, embedding, entry count) or a file is missing,
     of another size, unreadable, or (``verify="full"``) does not match its sha256.
@@ -156,14 +164,24 @@ def load_derived(directory: Path, sidecar: dict, verify: str, store: HotwordStor
         trie = PhonemeTrie.load(paths["trie"]) if "trie" in paths else None
     except HotwordError as exc:
         raise StaleIndex(str(exc)) from None
+    elements = int(sidecar["elements"])
     try:
-        graph, huge_pages = load_graph(paths["hnsw"], spec.dim, max(1024, int(sidecar["elements"]) + 1024))
-    except RuntimeError as exc:
+        header = hnsw_layout.read_header(paths["hnsw"], spec.dim)
+    except LayoutError as exc:
         raise StaleIndex(f"{paths['hnsw'].name} is unreadable ({exc})") from None
-    if graph.element_count != sidecar["elements"] or len(entries.ids) != sidecar["elements"]:
+    if header["n"] != elements or len(entries.ids) != elements:
         raise StaleIndex("HNSW element count disagrees with the sidecar")
     if entries.live_count() != store.count():
         raise StaleIndex("entry count disagrees with the store")
+
+    def loader() -> tuple[hnswlib.Index, threading.Thread | None]:
+        try:
+            graph, huge_pages = load_graph(paths["hnsw"], spec.dim, max(1024, elements + 1024))
+        except RuntimeError as exc:
+            raise HotwordError(f"{paths['hnsw'].name} is unreadable ({exc}); rebuild the index") from None
+        if graph.element_count != elements:
+            raise HotwordError(f"{paths['hnsw'].name} changed since the index was opened; reopen it")
+        return graph, huge_pages
     if trie is not None and len(trie.rows) and int(trie.rows.max()) >= len(entries.ids):
         raise StaleIndex("the phoneme trie names entries the entry table lacks")
-    return entries, matcher, graph, huge_pages, trie
+    return entries, matcher, loader, trie

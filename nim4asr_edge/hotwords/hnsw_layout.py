@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["LayoutError", "bfs_order", "read_graph", "reorder_file"]
+__all__ = ["LayoutError", "bfs_order", "read_graph", "read_header", "reorder_file"]
 
 log = logging.getLogger("nim4asr_edge.hotwords")
 
@@ -31,8 +31,9 @@ class LayoutError(ValueError):
     """The file is not an hnswlib index this module understands."""
 
 
-def read_graph(path: str | os.PathLike, dim: int) -> dict:
-    """Header fields and views of a saved index (level-0 block memory-mapped); LayoutError on anything unexpected."""
+def read_header(path: str | os.PathLike, dim: int) -> dict:
+    """The header fields of a saved index, checked against each other, ``dim`` and the file's length (nothing else
+    is read); LayoutError on anything unexpected."""
     size = Path(path).stat().st_size
     if size < _HEADER:
         raise LayoutError("shorter than the header")
@@ -43,11 +44,21 @@ def read_graph(path: str | os.PathLike, dim: int) -> dict:
     max_m, max_m0, m = (int(x) for x in head[56:80].view(np.uint64))
     links0 = 4 + 4 * max_m0
     if not (off0 == 0 and data_off == links0 and per == links0 + 4 * dim + 8 and label_off == links0 + 4 * dim
-            and max_m == m and max_m0 == 2 * m and 0 < n and ep < n and _HEADER + n * per + 4 * n <= size):
+            and max_m == m and max_m0 == 2 * m and (ep < n or n == 0) and _HEADER + n * per + 4 * n <= size):
         raise LayoutError("header fields do not describe an hnswlib index of this dimension")
+    return {"n": n, "per": per, "ep": ep, "max_m": max_m, "max_m0": max_m0}
+
+
+def read_graph(path: str | os.PathLike, dim: int) -> dict:
+    """Header fields and views of a saved, non-empty index (level-0 block memory-mapped); LayoutError on anything
+    unexpected."""
+    head = read_header(path, dim)
+    n, per = head["n"], head["per"]
+    if n == 0:
+        raise LayoutError("the graph is empty")
     level0 = np.memmap(path, np.uint8, "r", offset=_HEADER, shape=(n, per))
     upper = np.memmap(path, np.uint8, "r", offset=_HEADER + n * per)
-    return {"n": n, "per": per, "ep": ep, "max_m": max_m, "max_m0": max_m0, "level0": level0, "upper": upper}
+    return {**head, "level0": level0, "upper": upper}
 
 
 def _upper_offsets(upper: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -70,6 +71,8 @@ class HotwordIndex(DerivedState):
         self._spec = EmbeddingSpec(dim=options.dim, weights=tuple(options.ngram_weights))
         self._entries = EntryTable.empty()
         self._hnsw: hnswlib.Index | None = None
+        self._graph_loader = None
+        self._graph_lock = threading.Lock()
         self._matcher = ExactMatcher(self._boundary)
         self._ef = 0
         self._ns_of: dict[int, int] | None = None
@@ -200,7 +203,7 @@ class HotwordIndex(DerivedState):
         if self._store is not None:
             self._store.close()
             self._store = None  # type: ignore[assignment]
-        self._hnsw = None
+        self._hnsw, self._graph_loader = None, None
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir = None
@@ -257,7 +260,7 @@ class HotwordIndex(DerivedState):
             self._entries.kill(rows)
             self._ns_exact.clear()
             for i in ids:
-                self._hnsw.mark_deleted(int(i))
+                self._graph().mark_deleted(int(i))
             self._matcher.remove((int(self._entries.ids[r]), self._entries.seq(r)) for r in rows)
             self._matcher.finalize()
             self._save_derived()
@@ -286,7 +289,8 @@ class HotwordIndex(DerivedState):
             "exact_patterns": len(self._matcher),
             "hnsw": {"space": graph.SPACE, "dim": self.options.dim, "M": self.options.M,
                      "ef_construction": self.options.ef_construction, "ef": self.search_options.ef,
-                     "elements": self._hnsw.element_count if self._hnsw is not None else 0},
+                     "elements": len(self._entries.ids),
+                     "loaded": self._hnsw is not None},
             "acceptance": {"cost_free_phonemes": self.search_options.for_entries(self._entries.live_count())
                            .cost_free_phonemes, "max_cost_per_phoneme": self.search_options.max_cost_per_phoneme,
                            "phoneme_costs": self._costs.source if self._costs else None},

@@ -22,7 +22,8 @@ changes only its caches. Besides :meth:`IndexSearch.search` it offers a few hook
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 
 import hnswlib
 import numpy as np
@@ -71,7 +72,10 @@ class IndexSearch:
     _blank: int
     _spec: EmbeddingSpec
     _entries: EntryTable
-    _hnsw: hnswlib.Index | None
+    _hnsw: hnswlib.Index | None  # None until first needed when opened (_graph)
+    _graph_loader: Callable[[], tuple[hnswlib.Index, object]] | None  # loads the saved graph (files.load_derived)
+    _graph_lock: threading.Lock
+    huge_pages: object
     _matcher: ExactMatcher
     _ef: int  # the ef the graph was last set to
     _ns_of: dict[int, int] | None  # label -> namespace index, for the filtered graph search
@@ -87,6 +91,17 @@ class IndexSearch:
 
     def _require_open(self) -> HotwordStore:
         raise NotImplementedError  # HotwordIndex
+
+    def _graph(self) -> hnswlib.Index | None:
+        """The HNSW graph, loaded from its file on first use after opening (a search with CTC posteriors over a
+        large index takes candidates from the trie and never needs it)."""
+        if self._hnsw is None and self._graph_loader is not None:
+            with self._graph_lock:
+                if self._hnsw is None and self._graph_loader is not None:
+                    self._hnsw, self.huge_pages = self._graph_loader()
+                    self._graph_loader = None
+                    self._ef = -1
+        return self._hnsw
 
     def _encode_symbols(self, symbols: Sequence[str]) -> np.ndarray:
         """Inventory ids of phoneme symbols (uint8)."""
@@ -271,15 +286,16 @@ class IndexSearch:
         k = min(opt.candidates, live)
         if k <= 0:
             return
+        g = self._graph()
         if self._ef != opt.ef:
-            self._hnsw.set_ef(opt.ef)
+            g.set_ef(opt.ef)
             self._ef = opt.ef
         # Identical windows (a repeated word or phrase) have the same neighbours: look each up once, in one call.
         first: dict[bytes, int] = {}
         which = np.array([first.setdefault(s.tobytes(), len(first)) for s in seqs], np.int64)
         keys = list(first)
         uniq = [seqs[i] for i in np.unique(which, return_index=True)[1]]
-        known = cache.take((id(self._hnsw), self.generation, ns_id, k, opt.ef), keys) if cache is not None \
+        known = cache.take((id(g), self.generation, ns_id, k, opt.ef), keys) if cache is not None \
             else [None] * len(keys)
         todo = [i for i, kn in enumerate(known) if kn is None]
         labels = np.empty((len(keys), k), np.int64)
@@ -350,7 +366,7 @@ class IndexSearch:
     def _knn(self, vecs: np.ndarray, k: int, threads: int, filt) -> tuple[np.ndarray, np.ndarray]:
         if self._neighbour_lookup is not None:
             return self._neighbour_lookup(vecs, k, threads, filt)
-        return graph.knn(self._hnsw, vecs, k, threads, filt)
+        return graph.knn(self._graph(), vecs, k, threads, filt)
 
     def _rank(self, best: Best, top_k: int) -> list[HotwordHit]:
         ent = self._entries
@@ -389,10 +405,11 @@ class IndexSearch:
                   ef: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """A raw hnswlib query of the HNSW graph: (labels, 1 - similarity) of the ``k`` nearest entries of each
         vector, at search breadth ``ef`` (None: as last used). hnswlib raises RuntimeError where it finds fewer."""
+        g = self._graph()
         if ef is not None and self._ef != ef:
-            self._hnsw.set_ef(ef)
+            g.set_ef(ef)
             self._ef = ef
-        return self._hnsw.knn_query(vecs, k=k, num_threads=threads)
+        return g.knn_query(vecs, k=k, num_threads=threads)
 
     def set_neighbour_lookup(self, lookup: KnnFn | None) -> None:
         """Find the approximate stage's candidates with ``lookup(vecs, k, threads, filter) -> (labels, distances)``
