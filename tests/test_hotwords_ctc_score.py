@@ -93,12 +93,18 @@ def test_the_score_prefers_the_right_entry_when_the_head_deleted_phonemes():
     assert 3 * zorblax <= first[0] <= 3 * zorblax + 1 and 3 * (zorblax + 7) <= last[0] <= 3 * (zorblax + 7) + 1
 
 
-def test_the_posterior_verifier_finds_what_the_greedy_string_lost(tmp_path):
-    g = WordsG2P()
-    spoken = g.phonemize(["meet zorblax at the park"])[0]
+def zorblax_heard_badly():
+    """(log-posteriors, greedy hypothesis) of "meet zorblax at the park" whose head deleted 4 of Zorblax's 8
+    phonemes (r, l, k, s)."""
+    spoken = WordsG2P().phonemize(["meet zorblax at the park"])[0]
     z = spoken.index("z")
     lp = posteriors(spoken, deleted={z + k for k in (2, 4, 6, 7)})
-    hyp = greedy(lp)
+    return lp, greedy(lp)
+
+
+def test_the_posterior_verifier_finds_what_the_greedy_string_lost(tmp_path):
+    g = WordsG2P()
+    lp, hyp = zorblax_heard_badly()
     with HotwordIndex.build(["Zorblax", "Zorblix", "Quintaro"], tmp_path / "i", g, INV) as idx:
         greedy_hits = idx.search(hyp)  # "auto": greedy for a bare phoneme string
         assert "Zorblax" not in [h.text for h in greedy_hits]  # 4 edits in 8 phonemes: past the allowance

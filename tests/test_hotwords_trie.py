@@ -10,12 +10,29 @@ import pytest
 
 from nim4asr_edge.errors import HotwordError
 from nim4asr_edge.hotwords import HotwordIndex, SearchOptions, verify
-from nim4asr_edge.hotwords.ctc_score import frame_costs, keyword_costs_numpy, keyword_states
+from nim4asr_edge.hotwords.ctc_score import (
+    frame_costs,
+    keyword_costs_numpy,
+    keyword_states,
+)
 from nim4asr_edge.hotwords.options import TRIE_ALONE_FROM
-from nim4asr_edge.hotwords.trie import PhonemeTrie, trie_keyword_search, trie_keyword_search_numpy
+from nim4asr_edge.hotwords.trie import (
+    PhonemeTrie,
+    trie_keyword_search,
+    trie_keyword_search_numpy,
+)
 from nim4asr_edge.hotwords.verifiers import entry_matrix
 
-from .test_hotwords_ctc_score import BLANK, BOUNDARY, INV, V, WordsG2P, greedy, posteriors
+from .test_hotwords_ctc_score import (
+    BLANK,
+    BOUNDARY,
+    INV,
+    V,
+    WordsG2P,
+    greedy,
+    posteriors,
+    zorblax_heard_badly,
+)
 
 NO_BEAM = (1e3, 1e6)  # prefix rate and slack no path reaches
 
@@ -38,6 +55,19 @@ def random_entries(rng, n, classes=12):
     return seqs + [list(seqs[3]), list(seqs[3][:2])]  # a duplicate and a prefix of another entry
 
 
+def random_case(seed, n):
+    """(rng, entries, their table, their trie) for a random list of ``n`` entries."""
+    rng = np.random.default_rng(seed)
+    seqs = random_entries(rng, n)
+    tab = Table(seqs)
+    return rng, seqs, tab, PhonemeTrie.build(tab.offsets, tab.flat, np.arange(len(seqs)), BOUNDARY)
+
+
+def random_costs(rng, alpha, frames):
+    """Frame costs of random posteriors (Dirichlet ``alpha``: smaller is peakier)."""
+    return frame_costs(np.log(rng.dirichlet(np.full(V, alpha), frames)).astype(np.float32), 6.0, BLANK, BOUNDARY)
+
+
 def walk(trie, seq):
     node = 0
     for sym in seq:
@@ -49,10 +79,7 @@ def walk(trie, seq):
 
 
 def test_the_trie_holds_every_entry_on_the_path_of_its_symbols():
-    rng = np.random.default_rng(0)
-    seqs = random_entries(rng, 300)
-    tab = Table(seqs)
-    trie = PhonemeTrie.build(tab.offsets, tab.flat, np.arange(len(seqs)), BOUNDARY)
+    _, seqs, tab, trie = random_case(0, 300)
     for row, seq in enumerate(seqs):
         node = walk(trie, seq)
         assert trie.final[node] == 1 and row in trie.rows[trie.term_node == node]
@@ -69,17 +96,13 @@ def test_the_trie_holds_every_entry_on_the_path_of_its_symbols():
 
 
 def test_without_a_beam_the_search_finds_every_entry_at_its_keyword_cost():
-    rng = np.random.default_rng(1)
-    seqs = random_entries(rng, 200)
-    tab = Table(seqs)
-    trie = PhonemeTrie.build(tab.offsets, tab.flat, np.arange(len(seqs)), BOUNDARY)
-    lp = np.log(rng.dirichlet(np.full(V, 0.3), 50)).astype(np.float32)
-    costs = frame_costs(lp, 6.0, BLANK, BOUNDARY)
+    rng, seqs, tab, trie = random_case(1, 200)
+    costs = random_costs(rng, 0.3, 50)
     rows, cost, first, last = trie_keyword_search_numpy(trie, costs, BLANK, BOUNDARY, np.float32(1e9), *NO_BEAM)
     emat, elen = entry_matrix(tab, np.arange(len(seqs)))
     states, skip, n = keyword_states(emat, elen, BLANK, BOUNDARY, V)
     ref, ref_first, ref_last = keyword_costs_numpy(costs, states, skip, n, np.zeros(len(seqs), np.int64),
-                                                   np.full(len(seqs), len(lp)))
+                                                   np.full(len(seqs), len(costs)))
     assert np.array_equal(rows, np.arange(len(seqs)))
     assert np.array_equal(cost, ref) and np.array_equal(first, ref_first) and np.array_equal(last, ref_last)
     # limits by length: exactly the entries within their limit
@@ -90,12 +113,8 @@ def test_without_a_beam_the_search_finds_every_entry_at_its_keyword_cost():
 
 
 def test_the_prefix_beam_only_drops_paths():
-    rng = np.random.default_rng(2)
-    seqs = random_entries(rng, 300)
-    tab = Table(seqs)
-    trie = PhonemeTrie.build(tab.offsets, tab.flat, np.arange(len(seqs)), BOUNDARY)
-    lp = np.log(rng.dirichlet(np.full(V, 0.2), 60)).astype(np.float32)
-    costs = frame_costs(lp, 6.0, BLANK, BOUNDARY)
+    rng, _, _, trie = random_case(2, 300)
+    costs = random_costs(rng, 0.2, 60)
     limit = (np.arange(256) * 2.0).astype(np.float32)
     full = dict(zip(*trie_keyword_search_numpy(trie, costs, BLANK, BOUNDARY, limit, *NO_BEAM)[:2]))
     rows, cost, _, _ = trie_keyword_search_numpy(trie, costs, BLANK, BOUNDARY, limit, 1.0, 2.0)
@@ -106,14 +125,10 @@ def test_the_prefix_beam_only_drops_paths():
 @pytest.mark.skipif(verify.compiled_module() is None or not hasattr(verify.compiled_module(), "trie_keyword"),
                     reason="the C extension is not built")
 def test_compiled_and_numpy_trie_searches_are_identical():
-    rng = np.random.default_rng(3)
-    seqs = random_entries(rng, 400)
-    tab = Table(seqs)
-    trie = PhonemeTrie.build(tab.offsets, tab.flat, np.arange(len(seqs)), BOUNDARY)
+    rng, _, _, trie = random_case(3, 400)
+    limit = (np.arange(256) * 1.5 - 1).astype(np.float32)
     for alpha, (rate, slack) in ((0.3, NO_BEAM), (0.2, (1.2, 3.0)), (1.0, (0.5, 1.0))):
-        lp = np.log(rng.dirichlet(np.full(V, alpha), 80)).astype(np.float32)
-        costs = frame_costs(lp, 6.0, BLANK, BOUNDARY)
-        limit = (np.arange(256) * 1.5 - 1).astype(np.float32)
+        costs = random_costs(rng, alpha, 80)
         a = trie_keyword_search_numpy(trie, costs, BLANK, BOUNDARY, limit, rate, slack)
         b = trie_keyword_search(trie, costs, BLANK, BOUNDARY, limit, rate, slack)
         assert len(a[0]) and all(np.array_equal(x, y) for x, y in zip(a, b))
@@ -127,10 +142,7 @@ def no_neighbours(vecs, k, threads, filt):
 
 def test_trie_candidates_find_an_entry_the_graph_does_not_return(tmp_path):
     g = WordsG2P()
-    spoken = g.phonemize(["meet zorblax at the park"])[0]
-    z = spoken.index("z")
-    lp = posteriors(spoken, deleted={z + k for k in (2, 4, 6, 7)})
-    hyp = greedy(lp)
+    lp, hyp = zorblax_heard_badly()
     with HotwordIndex.build(["Zorblax", "Zorblix", "Quintaro"], tmp_path / "i", g, INV) as idx:
         idx.set_neighbour_lookup(no_neighbours)  # the windows' lookups find nothing
         assert idx.search(hyp, logprobs=lp, options=SearchOptions(posterior_candidates="windows")) == []

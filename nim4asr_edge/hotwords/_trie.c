@@ -95,7 +95,38 @@ static int frame_grow_table(Frame *f) {
     return 1;
 }
 
-/* Add (node, state) at `cost`, keeping the cheapest (then earliest-starting) token per (node, state). */
+/* The slot of `key` in f's table: where it is, or the empty slot where it goes. */
+static Py_ssize_t find_slot(const Frame *f, int64_t key) {
+    Py_ssize_t h = (Py_ssize_t)((uint64_t)key * 0x9E3779B97F4A7C15ull >> 20) & f->mask;
+    while (f->slot_of[h] && f->keys[h] != key)
+        h = (h + 1) & f->mask;
+    return h;
+}
+
+/* Room for one more key (call before find_slot: growing the table moves the slots). */
+static int make_room(Frame *f) {
+    if ((f->nused + 1) * 2 > f->mask + 1 && !frame_grow_table(f))
+        return 0;
+    if (f->n == f->cap) {
+        Token *grown = realloc(f->tok, sizeof(Token) * f->cap * 2);
+        if (!grown)
+            return 0;
+        f->tok = grown;
+        f->cap *= 2;
+    }
+    return 1;
+}
+
+/* Put `tok` under `key` into the empty slot `h` (from find_slot after make_room). */
+static void add_at(Frame *f, Py_ssize_t h, int64_t key, Token tok) {
+    f->tok[f->n] = tok;
+    f->slot_of[h] = ++f->n;
+    f->keys[h] = key;
+    f->used[f->nused++] = h;
+}
+
+/* Add (node, state) at `cost`, keeping the cheapest (then earliest-starting) token per (node, state); 0 when out
+ * of memory. */
 static int push(Frame *f, const Bound *b, int64_t node, int8_t state, float cost, int64_t start) {
     float bound = b->rate * (float)b->depth[node] + b->slack;
     float lim = b->limit_of_len[b->maxlen[node]];
@@ -103,65 +134,32 @@ static int push(Frame *f, const Bound *b, int64_t node, int8_t state, float cost
         bound = lim;
     if (!(cost <= bound + 1e-4f))
         return 1;
-    if ((f->nused + 1) * 2 > f->mask + 1 && !frame_grow_table(f))
+    if (!make_room(f))
         return 0;
     int64_t key = node * 3 + state;
-    Py_ssize_t h = (Py_ssize_t)((uint64_t)key * 0x9E3779B97F4A7C15ull >> 20) & f->mask;
-    while (f->slot_of[h]) {
-        if (f->keys[h] == key) {
-            Token *t = &f->tok[f->slot_of[h] - 1];
-            if (cost < t->cost || (cost == t->cost && start < t->start)) {
-                t->cost = cost;
-                t->start = start;
-            }
-            return 1;
+    Py_ssize_t h = find_slot(f, key);
+    if (f->slot_of[h]) {
+        Token *t = &f->tok[f->slot_of[h] - 1];
+        if (cost < t->cost || (cost == t->cost && start < t->start)) {
+            t->cost = cost;
+            t->start = start;
         }
-        h = (h + 1) & f->mask;
+    } else {
+        add_at(f, h, key, (Token){node, start, cost, state});
     }
-    if (f->n == f->cap) {
-        Token *grown = realloc(f->tok, sizeof(Token) * f->cap * 2);
-        if (!grown)
-            return 0;
-        f->tok = grown;
-        f->cap *= 2;
-    }
-    f->tok[f->n] = (Token){node, start, cost, state};
-    f->slot_of[h] = ++f->n;
-    f->keys[h] = key;
-    f->used[f->nused++] = h;
     return 1;
 }
 
-/* The hit index of terminal node `node` in `found` (keyed with state 0), or -1. */
-static Py_ssize_t lookup(Frame *f, int64_t node) {
-    int64_t key = node * 3;
-    Py_ssize_t h = (Py_ssize_t)((uint64_t)key * 0x9E3779B97F4A7C15ull >> 20) & f->mask;
-    while (f->slot_of[h]) {
-        if (f->keys[h] == key)
-            return (Py_ssize_t)f->tok[f->slot_of[h] - 1].start;
-        h = (h + 1) & f->mask;
-    }
-    return -1;
+/* The hit index of terminal node `node` in `found` (keyed as its P state; the token's start holds it), or -1. */
+static Py_ssize_t lookup(const Frame *f, int64_t node) {
+    Py_ssize_t h = find_slot(f, node * 3);
+    return f->slot_of[h] ? (Py_ssize_t)f->tok[f->slot_of[h] - 1].start : -1;
 }
 
 static int insert(Frame *f, int64_t node, Py_ssize_t index) {
-    if ((f->nused + 1) * 2 > f->mask + 1 && !frame_grow_table(f))
+    if (!make_room(f))
         return 0;
-    int64_t key = node * 3;
-    Py_ssize_t h = (Py_ssize_t)((uint64_t)key * 0x9E3779B97F4A7C15ull >> 20) & f->mask;
-    while (f->slot_of[h])
-        h = (h + 1) & f->mask;
-    if (f->n == f->cap) {
-        Token *grown = realloc(f->tok, sizeof(Token) * f->cap * 2);
-        if (!grown)
-            return 0;
-        f->tok = grown;
-        f->cap *= 2;
-    }
-    f->tok[f->n] = (Token){node, (int64_t)index, 0.0f, 0};
-    f->slot_of[h] = ++f->n;
-    f->keys[h] = key;
-    f->used[f->nused++] = h;
+    add_at(f, find_slot(f, node * 3), node * 3, (Token){node, (int64_t)index, 0.0f, 0});
     return 1;
 }
 

@@ -25,9 +25,9 @@ import hnswlib
 
 from ..durable import fsync_dir, fsync_file
 from ..errors import HotwordError
+from . import hnsw_layout
 from .embed import EmbeddingSpec
 from .entries import EntryTable
-from . import hnsw_layout
 from .graph import SPACE, load_graph
 from .hnsw_layout import LayoutError
 from .matcher import ExactMatcher
