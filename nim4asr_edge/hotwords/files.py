@@ -1,7 +1,7 @@
 """The derived files of an index directory: writing them crash-safely, and checking them against the store on open.
 
-Each derived file carries the store generation ``N`` in its name (``index.g<N>.hnsw``, ``matcher.g<N>.bin``,
-``entries.g<N>.bin``) and is written to a temporary name, fsynced and renamed; the sidecar ``index.json`` (format,
+Each derived file carries the store generation ``N`` in its name (``index.g<N>.hnsw``,
+``matcher.g<N>.bin``, ``entries.g<N>.bin``, ``trie.g<N>.bin``) and is written to a temporary name, fsynced and renamed; the sidecar ``index.json`` (format,
 generation, graph and embedding settings, inventory, G2P, size and sha256 of every file) is replaced last, then
 older generations are deleted. A crash at any point leaves either the old, complete set (whose generation no
 longer matches the store: :class:`StaleIndex` on open) or the new one.
@@ -76,8 +76,8 @@ def derived_names(generation: int) -> dict[str, str]:
 
 
 def save_derived(directory: Path, generation: int, write_graph: Callable[[Path], None], matcher: ExactMatcher,
-                 entries: EntryTable, trie: PhonemeTrie, *, options: IndexOptions, ef: int, inventory: Sequence[str], g2p_name: str,
-                 spec: EmbeddingSpec, elements: int) -> None:
+                 entries: EntryTable, trie: PhonemeTrie, *, options: IndexOptions, ef: int, inventory: Sequence[str],
+                 g2p_name: str, spec: EmbeddingSpec, elements: int) -> None:
     """Write the derived files of store generation ``generation``, then the sidecar; delete older generations.
 
     ``write_graph(path)`` saves the graph (of ``elements`` elements) at ``path``, a temporary name: the caller owns
@@ -173,6 +173,8 @@ def load_derived(directory: Path, sidecar: dict, verify: str, store: HotwordStor
         raise StaleIndex("HNSW element count disagrees with the sidecar")
     if entries.live_count() != store.count():
         raise StaleIndex("entry count disagrees with the store")
+    if trie is not None and len(trie.rows) and int(trie.rows.max()) >= len(entries.ids):
+        raise StaleIndex("the phoneme trie names entries the entry table lacks")
 
     def loader() -> tuple[hnswlib.Index, threading.Thread | None]:
         try:
@@ -182,6 +184,5 @@ def load_derived(directory: Path, sidecar: dict, verify: str, store: HotwordStor
         if graph.element_count != elements:
             raise HotwordError(f"{paths['hnsw'].name} changed since the index was opened; reopen it")
         return graph, huge_pages
-    if trie is not None and len(trie.rows) and int(trie.rows.max()) >= len(entries.ids):
-        raise StaleIndex("the phoneme trie names entries the entry table lacks")
+
     return entries, matcher, loader, trie

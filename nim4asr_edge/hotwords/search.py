@@ -3,7 +3,11 @@
 1. exact: every entry whose phoneme string occurs between word boundaries in the hypothesis (matcher.py);
 2. approximate: for each word start and each window of 1..``max_window_words`` words whose length an accepted hit
    could have, the HNSW neighbours of the window's embedding (hashed phoneme n-grams; identical windows once, all
-   in one hnswlib call) are candidates, unless their length alone rules out acceptance;
+   in one hnswlib call) are candidates, unless their length alone rules out acceptance.
+   With CTC log-posteriors the posterior verifier also takes candidates from the posteriors themselves
+   (``SearchOptions.posterior_candidates``): token passing over the phoneme trie of the entries (trie.py) finds every
+   entry whose keyword path stays within the acceptance rule and the prefix beam; from 500,000 entries by default
+   it replaces the windows (whose graph is then never loaded);
 3. every candidate is verified (:mod:`.verifiers`), by one of two verifiers (``SearchOptions.verifier``):
    *greedy*, the edit distance against the hypothesis from the window's start (free end; substitutions the CTC
    head often makes cost less, see costs.py and verify.py), ``score = 1 - cost / phonemes``, accepted within the
@@ -194,7 +198,8 @@ class IndexSearch:
         """Use ``trie``, built from the current entry table."""
         self._trie = ((id(self._entries), len(self._entries.ids)), trie)
 
-    def _trie_candidates(self, hyp: np.ndarray, evidence: FrameEvidence, opt: SearchOptions, ns_id: int | None, best: Best) -> None:
+    def _trie_candidates(self, hyp: np.ndarray, evidence: FrameEvidence, opt: SearchOptions, ns_id: int | None,
+                         best: Best) -> None:
         """Entries found by token passing over the posteriors (trie.py), recorded by the posterior verifier's rule."""
         ent = self._entries
         limit = opt.max_keyword_cost(np.arange(256))
