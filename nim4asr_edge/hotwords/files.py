@@ -1,9 +1,9 @@
 """The derived files of an index directory: writing them crash-safely, and checking them against the store on open.
 
-Each derived file carries the store generation ``N`` in its name (``index.g<N>.hnsw``,
-``matcher.g<N>.bin``, ``entries.g<N>.bin``, ``trie.g<N>.bin``) and is written to a temporary name, fsynced and renamed; the sidecar ``index.json`` (format,
-generation, graph and embedding settings, inventory, G2P, size and sha256 of every file) is replaced last, then
-older generations are deleted. A crash at any point leaves either the old, complete set (whose generation no
+Each derived file carries the store generation ``N`` in its name (``index.g<N>.hnsw``, ``matcher.g<N>.bin``,
+``entries.g<N>.bin``, ``trie.g<N>.bin``) and is written to a temporary name, fsynced and renamed; the sidecar
+``index.json`` (format, generation, graph and embedding settings, inventory, G2P, size and sha256 of every file)
+is replaced last, then older generations are deleted. A crash at any point leaves either the old, complete set (whose generation no
 longer matches the store: :class:`StaleIndex` on open) or the new one.
 
 Format version 2 (this SDK): the matcher and the entry table are array files (arrayfile.py) that open by
