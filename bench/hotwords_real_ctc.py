@@ -11,7 +11,8 @@ look). Thresholds are tuned on the tune split only (``tuning``: a grid over the 
 false hints per point, on the tune clips) and reported on the report split.
 
 Stores: the clips' own entities (both splits) alone; 10,000 generated entities plus them; ``--base-dir``, an index
-built by ``hotwords_bench.py`` (1M generated entities; copied, not changed), plus them. Modes, on the same clips:
+built by ``hotwords_bench.py`` (1M generated entities; copied, not changed), plus them; ``--base-dir-10m``, the same
+with 10M. Modes, on the same clips:
 exact matching only (the paper's method), the greedy verifier (edit distance against the greedy string), the
 posterior verifier (CTC keyword cost over the posteriors) with candidates from the HNSW neighbours of greedy windows
 (``posterior_windows_previous``: the previous default, with its rule; ``posterior_windows``: today's rule), from
@@ -70,7 +71,8 @@ def main() -> None:
     ap.add_argument("--grid-offset", type=float, nargs="+", default=list(GRID_OFFSET))
     ap.add_argument("--encodings", help="cache of the clips' encoder outputs (pickle; written if missing)")
     ap.add_argument("--encode-only", action="store_true", help="fill --encodings and stop")
-    ap.add_argument("--stores", nargs="+", default=["own", "10k", "1m"], choices=["own", "10k", "1m"])
+    ap.add_argument("--base-dir-10m", help="a 10M index built by hotwords_bench.py (copied, not changed)")
+    ap.add_argument("--stores", nargs="+", default=["own", "10k", "1m", "10m"], choices=["own", "10k", "1m", "10m"])
     args = ap.parse_args()
     from reference_model.textnorm import normalize
 
@@ -93,14 +95,16 @@ def main() -> None:
                   "10k_generated_plus_own": lambda: HotwordIndex.build(
                       list(dict.fromkeys([*generate_entities(10_000, seed=3), *ents])), Path(tmp) / "10k",
                       "espeak-ng:en-us", inventory)}
-        if args.base_dir and "1m" in args.stores:
-            shutil.copytree(args.base_dir, Path(tmp) / "big")
-            stores["1m_generated_plus_own"] = lambda: HotwordIndex.open(Path(tmp) / "big", on_stale="error")
+        for size, base_dir in (("1m", args.base_dir), ("10m", args.base_dir_10m)):
+            if base_dir and size in args.stores:
+                shutil.copytree(base_dir, Path(tmp) / size)
+                stores[f"{size}_generated_plus_own"] = (
+                    lambda size=size: HotwordIndex.open(Path(tmp) / size, on_stale="error"))
         for name, make in stores.items():
             if name.split("_")[0] not in args.stores:
                 continue
             with make() as idx:
-                if name.startswith("1m"):
+                if name.startswith(("1m", "10m")):
                     idx.add(ents)  # already-stored ones are reported as duplicates, not added twice
                 base = dataclasses.replace(idx.search_options, threads=1)
                 posterior = dataclasses.replace(base, verifier="posterior", **overrides)
@@ -130,7 +134,7 @@ def main() -> None:
                                                                           keyword_free_offset=o), args.top_k,
                                            normalize, timing=False)}
                                  for s in args.grid_slope for o in args.grid_offset]}
-                if name.startswith(("1m", "10k")):
+                if name.startswith(("1m", "10m", "10k")):
                     entry["utterance_search"] = _time_utterances(idx, utterances, modes, args.threads, args.repeats)
                 result["stores"][name] = entry
                 print(json.dumps({name: {m: (v["hint_recall"], v["false_hints_per_entity_free_clip"])

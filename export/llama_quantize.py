@@ -35,6 +35,7 @@ QTYPES: dict[str, _Scheme] = {
     "q5_k_m": _Scheme("LLAMA_FTYPE_MOSTLY_Q5_K_M", frozenset({"Q5_K", "Q6_K"})),
     "q4_k_m": _Scheme("LLAMA_FTYPE_MOSTLY_Q4_K_M", frozenset({"Q4_K", "Q5_K", "Q6_K"})),
     "q4_0": _Scheme("LLAMA_FTYPE_MOSTLY_Q4_0", frozenset({"Q4_0", "Q6_K"})),
+    "q4_1": _Scheme("LLAMA_FTYPE_MOSTLY_Q4_1", frozenset({"Q4_1", "Q6_K"})),
 }
 
 

@@ -57,7 +57,8 @@ def test_mobile_bundle_holds_ort_graphs_ops_config_and_mobile_quants(mobile):
     m = mobile.manifest
     assert m.encoder["files"] == {"int8": "encoder.int8.ort"}
     assert m.encoder["streaming"]["files"] == {"int8": "encoder.stream.int8.ort"}
-    assert sorted(m.llm["files"]) == ["q4_0", "q4_k_m"] and m.llm["default"] == "q4_0"
+    # the tiny model's own quantisation (q8_0) is not a mobile one: the first listed is the default
+    assert sorted(m.llm["files"]) == ["q4_0", "q4_1", "q4_k_m"] and m.llm["default"] == "q4_0"
     ops = (mobile.path / make_bundle.OPS_CONFIG).read_text()
     assert "ai.onnx;" in ops and "MatMul" in ops and make_bundle.OPS_CONFIG in m.files
     info = m.extra["mobile"]
@@ -69,6 +70,14 @@ def test_mobile_bundle_holds_ort_graphs_ops_config_and_mobile_quants(mobile):
                                             ("encoder.int8.ort", "encoder.stream.int8.ort", "llm.q4_0.gguf"))
     Bundle.load(mobile.path, verify="full")  # every size and sha256 checks out
     assert Bundle.load(TINY).encoder_path().suffix == ".onnx"  # the source bundle is untouched
+
+
+def test_the_sources_own_quantisation_is_copied_and_made_the_default(tmp_path):
+    """A source that ships a listed quantisation (the reference model's Q4_1) keeps its GGUF byte for byte, and the
+    mobile bundle defaults to it: its LLM is then the desktop's."""
+    m = make_bundle.make_mobile_bundle(TINY, tmp_path / "m", quants=("q4_0", "q8_0")).manifest
+    assert m.llm["default"] == "q8_0" and m.extra["mobile"]["quantization"]["q8_0"]["copied_from_source"]
+    assert (tmp_path / "m" / "llm.q8_0.gguf").read_bytes() == (TINY / "llm.q8_0.gguf").read_bytes()
 
 
 def test_mobile_bundle_transcribes_like_the_desktop_pipeline_at_the_same_quantisation(mobile, tmp_path):

@@ -1,7 +1,7 @@
 """Write a mobile bundle from any bundle the runtime loads.
 
     cd examples && python -m mobile.make_bundle --out /work/mobile_work/bundles/ref-en-mobile [--src BUNDLE]
-        [--quants q4_0,q4_k_m] [--default q4_0] [--precision int8]
+        [--quants q4_0,q4_1,q4_k_m] [--default q4_1] [--precision int8]
 
 What it writes (a bundle the runtime loads like any other, manifest format in docs/FORMAT.md):
 
@@ -12,9 +12,10 @@ What it writes (a bundle the runtime loads like any other, manifest format in do
 * ``required_operators_and_types.config``: the operators (and their types) those graphs use, the input of a
   minimal onnxruntime build (``build.sh --minimal_build --include_ops_by_config FILE``);
 * ``llm.<quant>.gguf`` for each quantisation, made by ``export/llama_quantize.quantize_gguf`` from the source's
-  F32/F16 GGUF; a source that ships only a quantised GGUF (the reference model's Q4_1) is first dequantised to F32
-  exactly (every weight of the quantised file is representable in F32), so the result is the shipped weights
-  requantised: its error adds to the source's;
+  F32/F16 GGUF, or copied where the source has that quantisation (the reference model's Q4_1: the mobile LLM is then
+  the desktop's, and the default); a source that ships only a quantised GGUF is first dequantised to F32 exactly
+  (every weight of the quantised file is representable in F32) for the others, so they are the shipped weights
+  requantised: their error adds to the source's;
 * ``manifest.json``: the source manifest with these files, every file's size and sha256, and ``extra.mobile``
   (source, converter settings, the quantiser's reports with every fallback tensor, sizes).
 """
@@ -39,7 +40,7 @@ from nim4asr_edge.manifest import FileEntry
 log = logging.getLogger("nim4asr_edge.mobile")
 
 OPS_CONFIG = "required_operators_and_types.config"
-MOBILE_QUANTS = ("q4_0", "q4_k_m")
+MOBILE_QUANTS = ("q4_0", "q4_1", "q4_k_m")
 _FLOAT_TYPES = ("F32", "F16")
 
 
@@ -159,7 +160,8 @@ def make_mobile_bundle(src: str | Path | None, out: str | Path, quants: tuple[st
     out_dir = Path(out)
     if not quants:
         raise ExportError("a mobile bundle needs at least one LLM quantisation")
-    default = default or quants[0]
+    # by default the source's own quantisation where it is a mobile one: copied, so the mobile LLM is the desktop's
+    default = default or (source.manifest.llm["default"] if source.manifest.llm["default"] in quants else quants[0])
     if default not in quants:
         raise ExportError(f"default quantisation {default!r} is not one of {list(quants)}")
     if out_dir.exists() and any(out_dir.iterdir()):
@@ -233,7 +235,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--src", default=None, help="source bundle directory (default: the SDK's default bundle)")
     ap.add_argument("--out", required=True, help="output directory (a previous mobile bundle there is replaced)")
     ap.add_argument("--quants", default=",".join(MOBILE_QUANTS), help="llama.cpp quantisations, comma-separated")
-    ap.add_argument("--default", default=None, help="the manifest's default quantisation (default: the first)")
+    ap.add_argument("--default", default=None,
+                    help="the manifest's default quantisation (default: the source's own if listed, else the first)")
     ap.add_argument("--precision", default=None, help="encoder precision to convert (default: the source's)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

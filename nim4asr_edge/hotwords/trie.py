@@ -90,10 +90,11 @@ class PhonemeTrie:
         keep = lens > 0
         rows, lens = rows[keep], lens[keep]
         width = int(lens.max()) if len(rows) else 0
-        col = np.arange(width)
-        inside = col[None, :] < lens[:, None]
         mat = np.full((len(rows), width), NO_SYMBOL, np.uint8)
-        mat[inside] = flat[(offsets[rows][:, None] + col[None, :])[inside]]
+        start = offsets[rows]
+        for c in range(width):  # a column at a time: no (entries x width) index array (10M entries: GBs)
+            sel = np.flatnonzero(lens > c)
+            mat[sel, c] = flat[start[sel] + c]
         order = np.lexsort(mat.T[::-1]) if width else np.zeros(0, np.int64)
         mat, rows, lens = mat[order], rows[order], lens[order]
         n = len(rows)
