@@ -43,7 +43,7 @@ def main() -> None:
         base = Recognizer(None, RecognizerOptions(threads=args.threads))
         t = time.perf_counter()
         words = list(dict.fromkeys([*generate_entities(args.store_size, seed=7), *ents]))
-        big = HotwordIndex.build(words, Path(tmp) / "big", "espeak-ng:en-us", base.inventory)
+        big = HotwordIndex.build(words, Path(tmp) / "big", "espeak-ng:en-us", base.bundle.phoneme_inventory)
         out["store_build_s"] = round(time.perf_counter() - t, 1)
         out["store_entries"] = len(words)
         conds = {"none": None, "large_store": big}

@@ -130,8 +130,9 @@ def test_compiled_and_numpy_trie_searches_are_identical():
     for alpha, (rate, slack) in ((0.3, NO_BEAM), (0.2, (1.2, 3.0)), (1.0, (0.5, 1.0))):
         costs = random_costs(rng, alpha, 80)
         a = trie_keyword_search_numpy(trie, costs, BLANK, BOUNDARY, limit, rate, slack)
-        b = trie_keyword_search(trie, costs, BLANK, BOUNDARY, limit, rate, slack)
-        assert len(a[0]) and all(np.array_equal(x, y) for x, y in zip(a, b))
+        for threads in (1, 2, 3):  # the root's subtrees split over threads: the same hits
+            b = trie_keyword_search(trie, costs, BLANK, BOUNDARY, limit, rate, slack, threads)
+            assert len(a[0]) and all(np.array_equal(x, y) for x, y in zip(a, b))
     empty = trie_keyword_search(trie, costs, BLANK, BOUNDARY, np.float32(-1.0), 1.2, 3.0)
     assert all(len(x) == 0 for x in empty)
 

@@ -1,9 +1,12 @@
 /* Token passing over a phoneme prefix trie (trie.py's trie_keyword_search; built into the _align extension).
  *
- * trie_keyword(costs, label, child, depth, maxlen, final, limit_of_len, T, W, nodes, blank, boundary, rate, slack)
+ * trie_keyword(costs, label, child, depth, maxlen, final, limit_of_len, T, W, nodes, blank, boundary, rate, slack,
+ *              nparts, part)
  *   costs float32 (T, W): frame costs, the separator in column W - 1
  *   label uint8 (nodes,), child int32 (nodes + 1,), depth uint8 (nodes,), maxlen uint8 (nodes,),
  *   final uint8 (nodes,): the trie (trie.PhonemeTrie); limit_of_len float32 (256,)
+ *   nparts, part: paths start only at the root's children k with k % nparts == part (paths never cross between
+ *   the root's subtrees, so the parts of one search can run on several threads and their hits are disjoint)
  * returns (nodes int64, cost float32, first int64, last int64) as bytes: every terminal node reached within its
  * limit, with its cheapest path (the earliest on ties). Same float32 operations and tie-breaking as
  * trie._search_numpy, so the results are identical.
@@ -194,11 +197,11 @@ static int hits_add(Hits *h, int64_t node, float cost, int64_t first, int64_t la
 
 PyObject *trie_keyword(PyObject *self, PyObject *args) {
     Py_buffer bc, bl, bch, bd, bm, bt, blim;
-    Py_ssize_t T, W, N;
+    Py_ssize_t T, W, N, nparts, part;
     long blank, boundary;
     double rate, slack;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*nnnlldd", &bc, &bl, &bch, &bd, &bm, &bt, &blim, &T, &W, &N, &blank,
-                          &boundary, &rate, &slack))
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*nnnllddnn", &bc, &bl, &bch, &bd, &bm, &bt, &blim, &T, &W, &N, &blank,
+                          &boundary, &rate, &slack, &nparts, &part))
         return NULL;
     PyObject *result = NULL;
     Frame cur = {0}, next = {0};
@@ -206,7 +209,8 @@ PyObject *trie_keyword(PyObject *self, PyObject *args) {
     Frame found = {0}; /* terminal nodes reached: token.start holds the node's index in hits */
     int bad = 0;
     if (bc.len < T * W * 4 || bl.len < N || bch.len < (N + 1) * 4 || bd.len < N || bm.len < N ||
-        bt.len < N || blim.len < 256 * 4 || N < 1 || W < 2 || blank < 0 || blank >= W - 1) {
+        bt.len < N || blim.len < 256 * 4 || N < 1 || W < 2 || blank < 0 || blank >= W - 1 || nparts < 1 ||
+        part < 0 || part >= nparts) {
         PyErr_SetString(PyExc_ValueError, "trie_keyword: inconsistent buffer sizes or classes");
         goto done;
     }
@@ -258,7 +262,7 @@ PyObject *trie_keyword(PyObject *self, PyObject *args) {
         }
         if (child[0] < 0 || child[1] > N) bad = 1;
         for (int64_t k = child[0]; k < child[1] && !oom && !bad; k++) /* fresh starts */
-            if (label[k] != boundary)
+            if (label[k] != boundary && k % nparts == part)
                 PUSH(k, ST_P, 0.0f, (int64_t)t);
 #undef PUSH
         for (Py_ssize_t i = 0; i < next.n && !oom && !bad; i++) {

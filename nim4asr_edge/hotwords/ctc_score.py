@@ -153,7 +153,7 @@ def keyword_costs(costs: np.ndarray, states: np.ndarray, skip: np.ndarray, nstat
         run(0, c)
     else:
         cuts = np.linspace(0, c, parts + 1).astype(int)
-        list(_pool().map(run, cuts[:-1].tolist(), cuts[1:].tolist()))
+        list(worker_pool().map(run, cuts[:-1].tolist(), cuts[1:].tolist()))
     return out, first, last
 
 
@@ -161,7 +161,8 @@ _MIN_CHUNK = 32  # fewer entries per thread are not worth a hand-off
 _POOL: ThreadPoolExecutor | None = None
 
 
-def _pool() -> ThreadPoolExecutor:
+def worker_pool() -> ThreadPoolExecutor:
+    """The threads the compiled searches split their work over (they release the GIL), shared by the process."""
     global _POOL
     if _POOL is None:
         _POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="nim4asr-keyword")

@@ -206,7 +206,7 @@ class IndexSearch:
         limit[: opt.approx_min_phonemes] = -1.0  # shorter entries are matched exactly only
         rows, cost, first, last = trie_keyword_search(self.phoneme_trie(), evidence.costs, self._blank,
                                                       self._boundary, limit, opt.trie_prefix_rate,
-                                                      opt.trie_prefix_slack)
+                                                      opt.trie_prefix_slack, opt.threads)
         # the head must have emitted at least half of the entry's phonemes inside its path, and at least as many as
         # the shortest window the windows stage looks up: no hit on speech the greedy string has nothing of
         phonemes = np.concatenate([[0], np.cumsum(hyp != self._boundary)])

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import HotwordError
-from . import verify
+from . import ctc_score, verify
 from .arrayfile import map_arrays, write_arrays
 
 __all__ = ["PhonemeTrie", "trie_keyword_search"]
@@ -142,12 +142,13 @@ TrieHits = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # (rows, cost,
 
 
 def trie_keyword_search(trie: PhonemeTrie, costs: np.ndarray, blank: int, boundary: int, limit_of_len: np.ndarray,
-                        prefix_rate: float, prefix_slack: float) -> TrieHits:
+                        prefix_rate: float, prefix_slack: float, threads: int = 1) -> TrieHits:
     """Every entry of ``trie`` whose CTC keyword cost over the frame costs ``costs`` (:func:`.ctc_score.frame_costs`,
     the separator in the last column) is within its limit ``limit_of_len[phonemes]`` and whose path kept within the
     prefix beam: (entry rows, cost, first frame, last frame of the path), by row.
 
-    Compiled when built (``_align.c``), else :func:`trie_keyword_search_numpy`; the results are identical.
+    Compiled when built (``_align.c``; the root's subtrees split over ``threads`` threads), else
+    :func:`trie_keyword_search_numpy`; the results are identical.
     """
     costs = np.ascontiguousarray(costs, np.float32)
     limit_of_len = np.ascontiguousarray(np.broadcast_to(np.asarray(limit_of_len, np.float32), (256,)))
@@ -158,11 +159,15 @@ def trie_keyword_search(trie: PhonemeTrie, costs: np.ndarray, blank: int, bounda
     else:
         arrays = [np.ascontiguousarray(getattr(trie, k), _DTYPES[k]) for k in ("label", "child", "depth", "maxlen",
                                                                               "final")]
-        nodes, cost, first, last = ext.trie_keyword(costs, *arrays, limit_of_len, costs.shape[0], costs.shape[1],
-                                                    trie.nodes, blank, boundary, float(prefix_rate),
-                                                    float(prefix_slack))
-        nodes, cost, first, last = (np.frombuffer(a, dt) for a, dt in
-                                    ((nodes, np.int64), (cost, np.float32), (first, np.int64), (last, np.int64)))
+        parts = max(1, min(threads, int(trie.child[1] - trie.child[0])))
+
+        def run(part: int) -> tuple:
+            return ext.trie_keyword(costs, *arrays, limit_of_len, costs.shape[0], costs.shape[1], trie.nodes, blank,
+                                    boundary, float(prefix_rate), float(prefix_slack), parts, part)
+
+        found = [run(0)] if parts == 1 else list(ctc_score.worker_pool().map(run, range(parts)))
+        nodes, cost, first, last = (np.concatenate([np.frombuffer(f[i], dt) for f in found]) for i, dt in
+                                    enumerate((np.int64, np.float32, np.int64, np.int64)))
     return _node_hits_to_rows(trie, nodes, cost, first, last)
 
 
