@@ -182,8 +182,9 @@ def trie_keyword_search_numpy(trie: PhonemeTrie, costs: np.ndarray, blank: int, 
 
 def _node_hits_to_rows(trie: PhonemeTrie, nodes: np.ndarray, cost: np.ndarray, first: np.ndarray,
                        last: np.ndarray) -> TrieHits:
-    lo = np.searchsorted(trie.term_node, nodes, side="left")
-    n_rows = np.searchsorted(trie.term_node, nodes, side="right") - lo
+    key = nodes.astype(trie.term_node.dtype)  # the haystack's dtype: another would make numpy convert all of it
+    lo = np.searchsorted(trie.term_node, key, side="left")
+    n_rows = np.searchsorted(trie.term_node, key, side="right") - lo
     which = np.repeat(np.arange(len(nodes)), n_rows)
     at = lo[which] + (np.arange(len(which)) - np.repeat(np.cumsum(n_rows) - n_rows, n_rows))
     rows = trie.rows[at].astype(np.int64)
