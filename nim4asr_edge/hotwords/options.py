@@ -87,8 +87,8 @@ class SearchOptions:
     frame_cap: float = 6.0  # nats: the most one frame may cost the posterior verifier (ctc_score.frame_costs)
     frame_margin: int = 10  # frames searched beyond a candidate's greedy span on each side (10 = 200 ms at 50 Hz)
     keyword_cost_per_phoneme: float = 0.35  # posterior rule: allowance per phoneme beyond the free ones, x frame_cap
-    # (tuned on the tune split of bench/hotwords_real_ctc.py with trie candidates: at 1M, 0.4 gave 0.49 false hints
-    # per entity-free clip, 0.35 gave 0.20 for 2 points of hint recall; docs/HOTWORDS.md)
+    # (tuned on the tune split of bench/hotwords_real_ctc.py with trie candidates: at 1M, 0.4 gave 0.24 false hints
+    # per entity-free clip, 0.35 gave 0.13 for 2 points of hint recall; docs/HOTWORDS.md)
     text_keyword_cost_per_phoneme: float = 0.4  # the same over one-hot posteriors of a transcript's G2P (text
     # evidence; in edits: the value keyword_cost_per_phoneme had before the trie, not tuned again)
     keyword_free_offset: float = 0.0  # posterior rule: phonemes earning no allowance beyond cost_free_phonemes
