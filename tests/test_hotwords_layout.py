@@ -117,3 +117,16 @@ def test_a_renumbered_graph_that_answers_differently_is_not_used(tmp_path, monke
         assert not list((tmp_path / "i").glob("*.bfs"))
     with HotwordIndex.open(tmp_path / "i", on_stale="error", verify="full") as idx:
         assert idx.search(hyp)[0].text == names[7]
+
+
+def test_a_graph_whose_layout_is_not_recognised_is_kept_in_insertion_order(tmp_path, monkeypatch):
+    """The graph is dropped before the copy is attempted; when no copy is made it is loaded back from its file."""
+    g2p = EspeakG2P("en-us")
+    names = list(generate_entities(1500, seed=6))
+    monkeypatch.setattr(index_mod, "RENUMBER_MIN", 1000)
+    monkeypatch.setattr(hnsw_layout, "reorder_file", lambda src, dst, dim: False)
+    hyp = list(g2p.phonemize([names[11]])[0])
+    with HotwordIndex.build(names, tmp_path / "i", g2p, ENGLISH_INVENTORY) as idx:
+        assert idx.stats()["hnsw"]["loaded"] and idx.search(hyp)[0].text == names[11]
+    with HotwordIndex.open(tmp_path / "i", on_stale="error", verify="full") as idx:
+        assert idx.search(hyp)[0].text == names[11]

@@ -111,10 +111,10 @@ class DerivedState(IndexSearch):
         store = self._require_open()
         gen = store.generation
 
-        g = self._graph()
+        self._graph()  # an opened index loads its graph to write it again (no reference kept: _renumber drops it)
 
         def write_graph(path: Path) -> None:
-            g.save_index(str(path))
+            self._hnsw.save_index(str(path))
             if renumber:
                 self._renumber(path)
 
@@ -132,16 +132,19 @@ class DerivedState(IndexSearch):
     def _renumber(self, path: Path) -> None:
         """Replace the saved graph at ``path`` by its BFS renumbering if that answers the same, and search it.
 
-        Only one graph is in memory at a time (10M entries: several GB each): the old one answers a sample first
-        and is dropped; if the renumbered one answers differently, the original file at ``path`` is loaded back.
+        At most one graph is in memory at a time (10M entries: several GB each), and none while the file is copied:
+        the old one answers a sample first and is dropped; if the renumbered one answers differently, or the layout
+        is not one hnsw_layout.py knows, the original file at ``path`` is loaded back.
         """
-        renumbered = graph.renumbered_copy(path, self.options.dim)
-        if renumbered is None:
-            return
         expected = graph.probe(self._hnsw, self._entries.ids, max(self.search_options.ef, 32))
         capacity = self._hnsw.get_max_elements()
         self._hnsw = None
-        self._hnsw, self.huge_pages = graph.adopt_renumbered(path, renumbered, expected, self.options.dim, capacity)
+        renumbered = graph.renumbered_copy(path, self.options.dim)
+        if renumbered is None:
+            self._hnsw, self.huge_pages = graph.load_graph(path, self.options.dim, capacity)
+        else:
+            self._hnsw, self.huge_pages = graph.adopt_renumbered(path, renumbered, expected, self.options.dim,
+                                                                 capacity)
         self._ef = -1
 
     def _load_derived(self, sidecar: dict, verify: str) -> None:
