@@ -150,24 +150,22 @@ def trie_keyword_search(trie: PhonemeTrie, costs: np.ndarray, blank: int, bounda
     Compiled when built (``_align.c``; the root's subtrees split over ``threads`` threads), else
     :func:`trie_keyword_search_numpy`; the results are identical.
     """
-    costs = np.ascontiguousarray(costs, np.float32)
-    limit_of_len = np.ascontiguousarray(np.broadcast_to(np.asarray(limit_of_len, np.float32), (256,)))
     ext = verify.compiled_module()
     if ext is None or not hasattr(ext, "trie_keyword"):
-        nodes, cost, first, last = _search_numpy(trie, costs, blank, boundary, limit_of_len, prefix_rate,
-                                                 prefix_slack)
-    else:
-        arrays = [np.ascontiguousarray(getattr(trie, k), _DTYPES[k]) for k in ("label", "child", "depth", "maxlen",
-                                                                              "final")]
-        parts = max(1, min(threads, int(trie.child[1] - trie.child[0])))
+        return trie_keyword_search_numpy(trie, costs, blank, boundary, limit_of_len, prefix_rate, prefix_slack)
+    costs = np.ascontiguousarray(costs, np.float32)
+    limit_of_len = np.ascontiguousarray(np.broadcast_to(np.asarray(limit_of_len, np.float32), (256,)))
+    arrays = [np.ascontiguousarray(getattr(trie, k), _DTYPES[k]) for k in ("label", "child", "depth", "maxlen",
+                                                                          "final")]
+    parts = max(1, min(threads, int(trie.child[1] - trie.child[0])))
 
-        def run(part: int) -> tuple:
-            return ext.trie_keyword(costs, *arrays, limit_of_len, costs.shape[0], costs.shape[1], trie.nodes, blank,
-                                    boundary, float(prefix_rate), float(prefix_slack), parts, part)
+    def run(part: int) -> tuple:
+        return ext.trie_keyword(costs, *arrays, limit_of_len, costs.shape[0], costs.shape[1], trie.nodes, blank,
+                                boundary, float(prefix_rate), float(prefix_slack), parts, part)
 
-        found = [run(0)] if parts == 1 else list(ctc_score.worker_pool().map(run, range(parts)))
-        nodes, cost, first, last = (np.concatenate([np.frombuffer(f[i], dt) for f in found]) for i, dt in
-                                    enumerate((np.int64, np.float32, np.int64, np.int64)))
+    found = [run(0)] if parts == 1 else list(ctc_score.worker_pool().map(run, range(parts)))
+    nodes, cost, first, last = (np.concatenate([np.frombuffer(f[i], dt) for f in found]) for i, dt in
+                                enumerate((np.int64, np.float32, np.int64, np.int64)))
     return _node_hits_to_rows(trie, nodes, cost, first, last)
 
 
@@ -184,20 +182,29 @@ def _node_hits_to_rows(trie: PhonemeTrie, nodes: np.ndarray, cost: np.ndarray, f
                        last: np.ndarray) -> TrieHits:
     key = nodes.astype(trie.term_node.dtype)  # the haystack's dtype: another would make numpy convert all of it
     lo = np.searchsorted(trie.term_node, key, side="left")
-    n_rows = np.searchsorted(trie.term_node, key, side="right") - lo
-    which = np.repeat(np.arange(len(nodes)), n_rows)
-    at = lo[which] + (np.arange(len(which)) - np.repeat(np.cumsum(n_rows) - n_rows, n_rows))
+    which, at = _expand(lo, np.searchsorted(trie.term_node, key, side="right") - lo)
     rows = trie.rows[at].astype(np.int64)
     order = np.argsort(rows, kind="stable")
     return rows[order], cost[which][order], first[which][order], last[which][order]
 
 
+def _expand(lo: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(which range, position) for every position of the ranges ``lo[i] : lo[i] + n[i]``, in order."""
+    which = np.repeat(np.arange(len(n)), n)
+    return which, lo[which] + (np.arange(len(which)) - np.repeat(np.cumsum(n) - n, n))
+
+
+def _first_of_runs(key: np.ndarray) -> np.ndarray:
+    """Where each run of equal values in the sorted ``key`` starts (bool)."""
+    first = np.ones(len(key), bool)
+    first[1:] = key[1:] != key[:-1]
+    return first
+
+
 def _children(trie: PhonemeTrie, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(index into ``nodes`` of each child's parent, the child) for every child of every node."""
     lo = trie.child[nodes].astype(np.int64)
-    nk = trie.child[nodes + 1] - lo
-    src = np.repeat(np.arange(len(nodes)), nk)
-    return src, lo[src] + (np.arange(len(src)) - np.repeat(np.cumsum(nk) - nk, nk))
+    return _expand(lo, trie.child[nodes + 1] - lo)
 
 
 def _search_numpy(trie: PhonemeTrie, costs: np.ndarray, blank: int, boundary: int, limit_of_len: np.ndarray,
@@ -206,7 +213,7 @@ def _search_numpy(trie: PhonemeTrie, costs: np.ndarray, blank: int, boundary: in
     sep = costs.shape[1] - 1
     label = trie.label.astype(np.int64)
     is_b = trie.label == boundary
-    cap = np.float32(1e-4)
+    eps = np.float32(1e-4)  # the tolerance of the compiled search's comparisons
 
     def bound(nodes: np.ndarray) -> np.ndarray:
         return np.minimum(limit_of_len[trie.maxlen[nodes]],
@@ -240,17 +247,14 @@ def _search_numpy(trie: PhonemeTrie, costs: np.ndarray, blank: int, boundary: in
         start = np.concatenate([p[3] for p in parts])
         cls = np.where(state == P, label[node], np.where(state == G, blank, sep))
         cost = cost + c[cls]
-        keep = cost <= bound(node) + cap
+        keep = cost <= bound(node) + eps
         node, state, cost, start = node[keep], state[keep], cost[keep], start[keep]
         key = node * 3 + state
         order = np.lexsort((start, cost, key))
-        key = key[order]
-        first = np.ones(len(key), bool)
-        first[1:] = key[1:] != key[:-1]
-        order = order[first]
+        order = order[_first_of_runs(key[order])]
         node, state, cost, start = node[order], state[order], cost[order], start[order]
         fin = (state == P) & (trie.final[node] != 0)
-        fin &= cost <= limit_of_len[trie.depth[node]] + cap
+        fin &= cost <= limit_of_len[trie.depth[node]] + eps
         if fin.any():
             hit_node.append(node[fin])
             hit_cost.append(cost[fin])
@@ -260,7 +264,5 @@ def _search_numpy(trie: PhonemeTrie, costs: np.ndarray, blank: int, boundary: in
         return empty_i, np.zeros(0, np.float32), empty_i, empty_i
     hn, hc, hf, hl = (np.concatenate(a) for a in (hit_node, hit_cost, hit_first, hit_last))
     order = np.lexsort((hl, hc, hn))  # per node: cheapest, then earliest
-    hn, hc, hf, hl = hn[order], hc[order], hf[order], hl[order]
-    first = np.ones(len(hn), bool)
-    first[1:] = hn[1:] != hn[:-1]
+    first = order[_first_of_runs(hn[order])]
     return hn[first], hc[first], hf[first], hl[first]
